@@ -1,0 +1,33 @@
+"""What a projection is: a read model that owns its tables and turns one event into SQL.
+
+The same ``apply`` serves live updates and a rebuild from position 0, so a rebuild produces exactly the
+live tables. Inline projections (the SCIM read models) run in the same transaction as the append, which gives
+read-your-writes across requests and workers; lagging ones run in the catch-up runner.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from uuid import UUID
+
+import asyncpg
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """A domain event with what the log knows about it (position is None before the append)."""
+
+    workspace_id: UUID
+    event_type: str
+    event: Any
+    metadata: dict[str, Any] = field(default_factory=dict)
+    position: int | None = None
+
+
+class Projection(Protocol):
+    name: str
+    tables: tuple[str, ...]
+    event_types: frozenset[str]
+
+    async def apply(self, conn: asyncpg.Connection, envelope: Envelope) -> None: ...

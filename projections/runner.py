@@ -1,0 +1,95 @@
+"""The catch-up runner for lagging projections: LISTEN/NOTIFY plus polling.
+
+Each batch is one transaction that applies the events and moves the projection's tracking row, so a crash
+never applies an event twice or skips one. Several runners (one per worker) may run: a batch takes a
+transaction-level advisory lock per projection, so only one applies at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import zlib
+from typing import Any
+
+import asyncpg
+
+from projections import LAGGING
+from projections.base import Projection
+from scimledger.store.event_store import load_log_envelopes
+from scimledger.store.mapper import build_mapper
+
+log = logging.getLogger("scimledger.projections")
+BATCH = 500
+POLL_SECONDS = 1.0
+
+
+async def apply_batch(conn: asyncpg.Connection, projection: Projection, mapper: Any) -> int:
+    """Inside the caller's transaction: apply the next batch and move the tracking row."""
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", zlib.crc32(projection.name.encode()))
+    after = await conn.fetchval(
+        "SELECT position FROM projection_tracking WHERE projection = $1", projection.name
+    ) or 0
+    envelopes = await load_log_envelopes(
+        conn, mapper, after=after, limit=BATCH, event_types=sorted(projection.event_types)
+    )
+    if not envelopes:
+        return 0
+    for envelope in envelopes:
+        await projection.apply(conn, envelope)
+    await conn.execute(
+        """INSERT INTO projection_tracking (projection, position) VALUES ($1, $2)
+           ON CONFLICT (projection) DO UPDATE SET position = EXCLUDED.position""",
+        projection.name,
+        envelopes[-1].position,
+    )
+    return len(envelopes)
+
+
+async def run_once(pool: asyncpg.Pool, projection: Projection, mapper: Any = None) -> int:
+    """Apply one batch of the log to ``projection`` in its own transaction; returns how many were read."""
+    async with pool.acquire() as conn, conn.transaction():
+        return await apply_batch(conn, projection, mapper or build_mapper())
+
+
+async def catch_up(pool: asyncpg.Pool, projections: tuple[Projection, ...] = LAGGING) -> None:
+    """Apply everything there is to apply, now (used by tests and the CLI)."""
+    mapper = build_mapper()
+    for projection in projections:
+        while await run_once(pool, projection, mapper) == BATCH:
+            pass
+
+
+class CatchUpRunner:
+    """Background task: wakes on NOTIFY ``scimledger_events`` or every POLL_SECONDS."""
+
+    def __init__(self, pool: asyncpg.Pool, url: str) -> None:
+        self.pool = pool
+        self.url = url
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._listener: asyncpg.Connection | None = None
+
+    async def start(self) -> None:
+        self._listener = await asyncpg.connect(self.url)
+        await self._listener.add_listener("scimledger_events", lambda *_: self._wake.set())
+        self._task = asyncio.create_task(self._loop())
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await catch_up(self.pool)
+            except Exception:  # keep running; the next wake retries the batch
+                log.exception("catch-up runner batch failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), POLL_SECONDS)
+            self._wake.clear()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._listener is not None:
+            await self._listener.close()

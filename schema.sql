@@ -1,0 +1,250 @@
+-- scimledger schema: authoritative and idempotent (`scimledger migrate`; `serve` applies it at start).
+-- Sections in a fixed order: tables (the log), functions, triggers, indexes, read models, privileges.
+
+------------------------------------------------------------------------------------------------------------
+-- 1. The event log: append-only.
+--
+-- position         global, gapless, commit order (assigned under one advisory lock held until commit)
+-- workspace_id     the tenant; the hash chain runs per workspace
+-- stream_id        the aggregate id; (stream_id, stream_version) is unique: optimistic concurrency
+-- event_type       the stable event name (e.g. MemberProvisioned); a public contract, never renamed
+-- state            the event's exact encoded bytes (what the Mapper wrote); `data` is a jsonb view of them
+-- metadata         actor {kind, id, name}, source scim|admin|system, request_id, user_agent, client_addr
+-- recorded_at      clock_timestamp() taken under the append lock (non-decreasing in position order)
+-- prev_hash, hash  the per-workspace hash chain, canonical encoding:
+--     hash = sha256( prev_hash
+--                 || utf8( position | '|' | workspace_id | '|' | stream_id | '|' | stream_version | '|'
+--                          | event_type | '|' | recorded_at as YYYY-MM-DDTHH:MM:SS.ffffffZ (UTC) )
+--                 || sha256(state)
+--                 || sha256(utf8(metadata::text)) )
+--     numbers in decimal, uuids in lower-case hyphenated form; the first event of a workspace has
+--     prev_hash = 32 zero bytes.
+------------------------------------------------------------------------------------------------------------
+CREATE TABLE IF NOT EXISTS events (
+    position        bigint      PRIMARY KEY,
+    workspace_id    uuid        NOT NULL,
+    stream_id       uuid        NOT NULL,
+    stream_version  bigint      NOT NULL,
+    event_type      text        NOT NULL,
+    state           bytea       NOT NULL,
+    data            jsonb,
+    metadata        jsonb       NOT NULL,
+    recorded_at     timestamptz NOT NULL,
+    prev_hash       bytea       NOT NULL,
+    hash            bytea       NOT NULL,
+    CONSTRAINT events_stream_version_key UNIQUE (stream_id, stream_version)
+);
+
+-- Snapshots of long streams: a cache, not history (safe to delete; the log is the truth).
+CREATE TABLE IF NOT EXISTS snapshots (
+    stream_id       uuid        PRIMARY KEY,
+    stream_version  bigint      NOT NULL,
+    topic           text        NOT NULL,
+    state           bytea       NOT NULL
+);
+
+-- How far each lagging projection has applied the log; updated in the same transaction as its rows.
+CREATE TABLE IF NOT EXISTS projection_tracking (
+    projection      text        PRIMARY KEY,
+    position        bigint      NOT NULL
+);
+
+------------------------------------------------------------------------------------------------------------
+-- 2. Functions
+------------------------------------------------------------------------------------------------------------
+
+-- The one append function: one call (one round trip) per command. Takes the append lock (held until
+-- commit, so position order is commit order), relies on the unique (stream_id, stream_version) for the
+-- optimistic version check, extends the workspace's hash chain and notifies listeners on commit.
+CREATE OR REPLACE FUNCTION scimledger_append(
+    p_workspace_id uuid,
+    p_stream_ids   uuid[],
+    p_versions     bigint[],
+    p_types        text[],
+    p_states       bytea[],
+    p_datas        jsonb[],
+    p_metadata     jsonb
+) RETURNS bigint[]
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_position  bigint;
+    v_prev      bytea;
+    v_hash      bytea;
+    v_at        timestamptz;
+    v_at_text   text;
+    v_meta_hash bytea;
+    v_positions bigint[] := '{}';
+    i           integer;
+BEGIN
+    PERFORM pg_advisory_xact_lock(7243002);
+    v_position := coalesce((SELECT max(position) FROM events), 0);
+    v_prev := coalesce(
+        (SELECT hash FROM events WHERE workspace_id = p_workspace_id ORDER BY position DESC LIMIT 1),
+        '\x0000000000000000000000000000000000000000000000000000000000000000'::bytea);
+    v_at := clock_timestamp();
+    v_at_text := to_char(v_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+    v_meta_hash := sha256(convert_to(p_metadata::text, 'UTF8'));
+    FOR i IN 1 .. coalesce(array_length(p_stream_ids, 1), 0) LOOP
+        v_position := v_position + 1;
+        v_hash := sha256(
+            v_prev
+            || convert_to(concat_ws('|', v_position, p_workspace_id, p_stream_ids[i], p_versions[i],
+                                    p_types[i], v_at_text), 'UTF8')
+            || sha256(p_states[i])
+            || v_meta_hash);
+        INSERT INTO events (position, workspace_id, stream_id, stream_version, event_type, state, data,
+                            metadata, recorded_at, prev_hash, hash)
+        VALUES (v_position, p_workspace_id, p_stream_ids[i], p_versions[i], p_types[i], p_states[i],
+                p_datas[i], p_metadata, v_at, v_prev, v_hash);
+        v_positions := v_positions || v_position;
+        v_prev := v_hash;
+    END LOOP;
+    IF v_position > 0 THEN
+        PERFORM pg_notify('scimledger_events', v_position::text);
+    END IF;
+    RETURN v_positions;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION scimledger_forbid_change() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'the event log is append-only: % is not allowed', TG_OP
+        USING ERRCODE = 'insufficient_privilege';
+END;
+$$;
+
+------------------------------------------------------------------------------------------------------------
+-- 3. Triggers: UPDATE, DELETE and TRUNCATE of the log raise.
+------------------------------------------------------------------------------------------------------------
+CREATE OR REPLACE TRIGGER events_no_update BEFORE UPDATE ON events
+    FOR EACH ROW EXECUTE FUNCTION scimledger_forbid_change();
+CREATE OR REPLACE TRIGGER events_no_delete BEFORE DELETE ON events
+    FOR EACH ROW EXECUTE FUNCTION scimledger_forbid_change();
+CREATE OR REPLACE TRIGGER events_no_truncate BEFORE TRUNCATE ON events
+    FOR EACH STATEMENT EXECUTE FUNCTION scimledger_forbid_change();
+
+------------------------------------------------------------------------------------------------------------
+-- 4. Indexes on the log
+------------------------------------------------------------------------------------------------------------
+CREATE INDEX IF NOT EXISTS events_workspace_position ON events (workspace_id, position);
+CREATE INDEX IF NOT EXISTS events_type_position ON events (event_type, position);
+
+------------------------------------------------------------------------------------------------------------
+-- 5. Read models (owned by the modules in projections/; rebuilt from position 0 by
+--    `scimledger projections rebuild`). Timestamps come from events, never from now().
+------------------------------------------------------------------------------------------------------------
+
+-- projections/workspaces.py
+CREATE TABLE IF NOT EXISTS workspaces (
+    id                         uuid        PRIMARY KEY,
+    name                       text        NOT NULL,
+    automatic_seat_assignment  boolean     NOT NULL DEFAULT false,
+    seats_total                integer     NOT NULL DEFAULT 0,
+    seats_assigned             integer     NOT NULL DEFAULT 0,
+    created                    timestamptz NOT NULL,
+    version                    bigint      NOT NULL
+);
+CREATE TABLE IF NOT EXISTS workspace_domains (
+    workspace_id  uuid    NOT NULL,
+    domain        text    NOT NULL,
+    verified      boolean NOT NULL DEFAULT false,
+    PRIMARY KEY (workspace_id, domain)
+);
+CREATE TABLE IF NOT EXISTS admin_keys (
+    id            uuid        PRIMARY KEY,
+    workspace_id  uuid        NOT NULL,
+    secret_hash   bytea       NOT NULL UNIQUE,
+    created_at    timestamptz NOT NULL,
+    revoked_at    timestamptz
+);
+
+-- projections/tokens.py
+CREATE TABLE IF NOT EXISTS tokens (
+    id            uuid        PRIMARY KEY,
+    workspace_id  uuid        NOT NULL,
+    name          text        NOT NULL,
+    description   text,
+    scopes        text[]      NOT NULL,
+    secret_hash   bytea       NOT NULL UNIQUE,
+    created_at    timestamptz NOT NULL,
+    created_by    text,
+    revoked_at    timestamptz,
+    revoked_by    text
+);
+CREATE INDEX IF NOT EXISTS tokens_workspace ON tokens (workspace_id, created_at);
+-- Last use of a token: operational data kept outside the log (not rebuilt), updated at most once a minute.
+CREATE TABLE IF NOT EXISTS token_usage (
+    token_id      uuid        PRIMARY KEY,
+    last_used_at  timestamptz NOT NULL
+);
+
+-- projections/scim_users.py: one row per member; `resource` holds the SCIM attributes as rendered.
+CREATE TABLE IF NOT EXISTS scim_users (
+    id             uuid        PRIMARY KEY,
+    workspace_id   uuid        NOT NULL,
+    person_id      uuid        NOT NULL,
+    user_name      text        NOT NULL,
+    external_id    text,
+    display_name   text,
+    active         boolean     NOT NULL,
+    status         text        NOT NULL,
+    role           text        NOT NULL,
+    managed_by     text        NOT NULL,
+    has_seat       boolean     NOT NULL DEFAULT false,
+    email_values   text[]      NOT NULL DEFAULT '{}',
+    resource       jsonb       NOT NULL,
+    created        timestamptz NOT NULL,
+    last_modified  timestamptz NOT NULL,
+    version        bigint      NOT NULL
+);
+CREATE INDEX IF NOT EXISTS scim_users_user_name ON scim_users (workspace_id, lower(user_name));
+CREATE INDEX IF NOT EXISTS scim_users_external_id ON scim_users (workspace_id, external_id);
+CREATE INDEX IF NOT EXISTS scim_users_display_name ON scim_users (workspace_id, lower(display_name));
+CREATE INDEX IF NOT EXISTS scim_users_page ON scim_users (workspace_id, created, id);
+CREATE INDEX IF NOT EXISTS scim_users_emails ON scim_users USING gin (email_values);
+
+-- projections/scim_groups.py: one row per team, one row per current team member.
+CREATE TABLE IF NOT EXISTS scim_groups (
+    id             uuid        PRIMARY KEY,
+    workspace_id   uuid        NOT NULL,
+    display_name   text        NOT NULL,
+    external_id    text,
+    managed_by     text        NOT NULL,
+    archived       boolean     NOT NULL DEFAULT false,
+    resource       jsonb       NOT NULL,
+    created        timestamptz NOT NULL,
+    last_modified  timestamptz NOT NULL,
+    version        bigint      NOT NULL
+);
+CREATE INDEX IF NOT EXISTS scim_groups_display_name ON scim_groups (workspace_id, lower(display_name));
+CREATE INDEX IF NOT EXISTS scim_groups_external_id ON scim_groups (workspace_id, external_id);
+CREATE INDEX IF NOT EXISTS scim_groups_page ON scim_groups (workspace_id, created, id);
+CREATE TABLE IF NOT EXISTS scim_group_members (
+    group_id      uuid        NOT NULL,
+    member_id     uuid        NOT NULL,
+    workspace_id  uuid        NOT NULL,
+    added         timestamptz NOT NULL,
+    PRIMARY KEY (group_id, member_id)
+);
+CREATE INDEX IF NOT EXISTS scim_group_members_member ON scim_group_members (member_id);
+
+-- projections/outbox.py (lagging, catch-up runner): notifications to send, exactly once per event.
+CREATE TABLE IF NOT EXISTS outbox (
+    position      bigint      NOT NULL,
+    kind          text        NOT NULL,
+    workspace_id  uuid        NOT NULL,
+    member_id     uuid,
+    recipient     text        NOT NULL,
+    payload       jsonb       NOT NULL,
+    created_at    timestamptz NOT NULL,
+    PRIMARY KEY (position, kind)
+);
+CREATE INDEX IF NOT EXISTS outbox_workspace ON outbox (workspace_id, position);
+-- Delivery state is operational (not rebuilt from the log).
+CREATE TABLE IF NOT EXISTS outbox_delivery (
+    position      bigint      NOT NULL,
+    kind          text        NOT NULL,
+    sent_at       timestamptz NOT NULL,
+    PRIMARY KEY (position, kind)
+);

