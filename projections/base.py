@@ -26,8 +26,15 @@ class Envelope:
 
 
 class Projection(Protocol):
-    name: str
-    tables: tuple[str, ...]
-    event_types: frozenset[str]
+    """A projection module: its name, the tables it owns, the event types it reads, and ``apply``."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def tables(self) -> tuple[str, ...]: ...
+
+    @property
+    def event_types(self) -> frozenset[str]: ...
 
     async def apply(self, conn: asyncpg.Connection, envelope: Envelope) -> None: ...

@@ -18,12 +18,20 @@ tables = ("outbox",)
 event_types = frozenset({"MemberProvisioned", "MemberLinked", "MemberInvited", "MemberSessionsRevoked"})
 
 
-async def _queue(conn: asyncpg.Connection, env: Envelope, kind: str, recipient: str, payload: dict[str, Any]) -> None:
+async def _queue(
+    conn: asyncpg.Connection, env: Envelope, kind: str, recipient: str, payload: dict[str, Any]
+) -> None:
     assert env.position is not None, "the outbox only runs behind the log"
     await conn.execute(
         """INSERT INTO outbox (position, kind, workspace_id, member_id, recipient, payload, created_at)
            VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING""",
-        env.position, kind, env.workspace_id, env.event.originator_id, recipient, payload, env.event.timestamp,
+        env.position,
+        kind,
+        env.workspace_id,
+        env.event.originator_id,
+        recipient,
+        payload,
+        env.event.timestamp,
     )
 
 

@@ -34,8 +34,9 @@ class TableDigest:
 
 class RebuildMismatch(Exception):
     def __init__(self, digests: list[TableDigest]) -> None:
-        super().__init__("rebuilt tables differ from the live ones: " + ", ".join(
-            d.table for d in digests if not d.equal))
+        super().__init__(
+            "rebuilt tables differ from the live ones: " + ", ".join(d.table for d in digests if not d.equal)
+        )
         self.digests = digests
 
 
@@ -72,8 +73,10 @@ async def _replay(conn: asyncpg.Connection, projections: tuple[Projection, ...])
             )
 
 
-async def rebuild(pool: asyncpg.Pool, *, verify: bool, projections: tuple[Projection, ...] = ALL) -> list[TableDigest]:
-    """Rebuild ``projections``; returns the digests. Raises RebuildMismatch when ``verify`` finds a difference."""
+async def rebuild(
+    pool: asyncpg.Pool, *, verify: bool, projections: tuple[Projection, ...] = ALL
+) -> list[TableDigest]:
+    """Rebuild ``projections``; returns the digests. With ``verify``, a difference raises RebuildMismatch."""
     tables = [t for p in projections for t in p.tables]
     async with pool.acquire() as conn:
         tx = conn.transaction()

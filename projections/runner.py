@@ -28,9 +28,10 @@ POLL_SECONDS = 1.0
 async def apply_batch(conn: asyncpg.Connection, projection: Projection, mapper: Any) -> int:
     """Inside the caller's transaction: apply the next batch and move the tracking row."""
     await conn.execute("SELECT pg_advisory_xact_lock($1)", zlib.crc32(projection.name.encode()))
-    after = await conn.fetchval(
-        "SELECT position FROM projection_tracking WHERE projection = $1", projection.name
-    ) or 0
+    after = (
+        await conn.fetchval("SELECT position FROM projection_tracking WHERE projection = $1", projection.name)
+        or 0
+    )
     envelopes = await load_log_envelopes(
         conn, mapper, after=after, limit=BATCH, event_types=sorted(projection.event_types)
     )

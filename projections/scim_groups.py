@@ -8,10 +8,18 @@ from projections.base import Envelope
 
 name = "scim_groups"
 tables = ("scim_groups", "scim_group_members")
-event_types = frozenset({
-    "TeamCreated", "TeamLinked", "TeamRenamed", "TeamExternalIdChanged", "TeamUnlinked", "TeamArchived",
-    "TeamMemberAdded", "TeamMemberRemoved",
-})
+event_types = frozenset(
+    {
+        "TeamCreated",
+        "TeamLinked",
+        "TeamRenamed",
+        "TeamExternalIdChanged",
+        "TeamUnlinked",
+        "TeamArchived",
+        "TeamMemberAdded",
+        "TeamMemberRemoved",
+    }
+)
 
 
 async def apply(conn: asyncpg.Connection, env: Envelope) -> None:
@@ -21,7 +29,12 @@ async def apply(conn: asyncpg.Connection, env: Envelope) -> None:
             """INSERT INTO scim_groups (id, workspace_id, display_name, external_id, managed_by, resource,
                                         created, last_modified, version)
                VALUES ($1, $2, $3, $4, $5, '{}'::jsonb, $6, $6, $7)""",
-            e.originator_id, env.workspace_id, e.display_name, e.external_id, e.managed_by, e.timestamp,
+            e.originator_id,
+            env.workspace_id,
+            e.display_name,
+            e.external_id,
+            e.managed_by,
+            e.timestamp,
             e.originator_version,
         )
         return
@@ -29,7 +42,10 @@ async def apply(conn: asyncpg.Connection, env: Envelope) -> None:
         await conn.execute(
             """INSERT INTO scim_group_members (group_id, member_id, workspace_id, added)
                VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING""",
-            e.team_id, e.member_id, env.workspace_id, e.timestamp,
+            e.team_id,
+            e.member_id,
+            env.workspace_id,
+            e.timestamp,
         )
         return
     if kind == "TeamMemberRemoved":
@@ -49,5 +65,8 @@ async def apply(conn: asyncpg.Connection, env: Envelope) -> None:
         assignment, value = "archived = $4::text IS NOT NULL", "archived"
     await conn.execute(
         f"UPDATE scim_groups SET {assignment}, last_modified = $2, version = $3 WHERE id = $1",
-        e.originator_id, e.timestamp, e.originator_version, value,
+        e.originator_id,
+        e.timestamp,
+        e.originator_version,
+        value,
     )

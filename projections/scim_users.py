@@ -21,8 +21,10 @@ STATUS = {
     "InviteAccepted": "active",
     "MemberDeprovisioned": "deprovisioned",
 }
-event_types = CREATED | frozenset(STATUS) | frozenset(
-    {"MemberAttributesChanged", "MemberRoleChanged", "MemberManagementChanged"}
+event_types = (
+    CREATED
+    | frozenset(STATUS)
+    | frozenset({"MemberAttributesChanged", "MemberRoleChanged", "MemberManagementChanged"})
 )
 
 
@@ -51,16 +53,34 @@ async def apply(conn: asyncpg.Connection, env: Envelope) -> None:
                                        active, status, role, managed_by, has_seat, email_values, resource,
                                        created, last_modified, version)
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15)""",
-            e.originator_id, env.workspace_id, e.person_id, e.user_name, external_id, display_name,
-            is_active(e.status), e.status, e.role, e.managed_by, e.status == "active", emails, e.profile,
-            e.timestamp, e.originator_version,
+            e.originator_id,
+            env.workspace_id,
+            e.person_id,
+            e.user_name,
+            external_id,
+            display_name,
+            is_active(e.status),
+            e.status,
+            e.role,
+            e.managed_by,
+            e.status == "active",
+            emails,
+            e.profile,
+            e.timestamp,
+            e.originator_version,
         )
     elif kind == "MemberAttributesChanged":
         external_id, display_name, emails = indexed_columns(e.profile)
         await conn.execute(
             """UPDATE scim_users SET user_name = $2, external_id = $3, display_name = $4, email_values = $5,
                       resource = $6, last_modified = $7, version = $8 WHERE id = $1""",
-            e.originator_id, e.user_name, external_id, display_name, emails, e.profile, e.timestamp,
+            e.originator_id,
+            e.user_name,
+            external_id,
+            display_name,
+            emails,
+            e.profile,
+            e.timestamp,
             e.originator_version,
         )
     elif kind in STATUS:
@@ -68,15 +88,26 @@ async def apply(conn: asyncpg.Connection, env: Envelope) -> None:
         await conn.execute(
             """UPDATE scim_users SET status = $2, active = $3, has_seat = $4, last_modified = $5, version = $6
                 WHERE id = $1""",
-            e.originator_id, status, is_active(status), status == "active", e.timestamp, e.originator_version,
+            e.originator_id,
+            status,
+            is_active(status),
+            status == "active",
+            e.timestamp,
+            e.originator_version,
         )
     elif kind == "MemberRoleChanged":
         await conn.execute(
             "UPDATE scim_users SET role = $2, last_modified = $3, version = $4 WHERE id = $1",
-            e.originator_id, e.role, e.timestamp, e.originator_version,
+            e.originator_id,
+            e.role,
+            e.timestamp,
+            e.originator_version,
         )
     elif kind == "MemberManagementChanged":
         await conn.execute(
             "UPDATE scim_users SET managed_by = $2, last_modified = $3, version = $4 WHERE id = $1",
-            e.originator_id, e.managed_by, e.timestamp, e.originator_version,
+            e.originator_id,
+            e.managed_by,
+            e.timestamp,
+            e.originator_version,
         )

@@ -21,11 +21,19 @@ async def apply(conn: asyncpg.Connection, env: Envelope) -> None:
             """INSERT INTO tokens (id, workspace_id, name, description, scopes, secret_hash, created_at,
                                    created_by)
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
-            e.originator_id, env.workspace_id, e.name, e.description, list(e.scopes),
-            bytes.fromhex(e.secret_hash), e.timestamp, e.created_by,
+            e.originator_id,
+            env.workspace_id,
+            e.name,
+            e.description,
+            list(e.scopes),
+            bytes.fromhex(e.secret_hash),
+            e.timestamp,
+            e.created_by,
         )
     elif env.event_type == "TokenRevoked":
         await conn.execute(
             "UPDATE tokens SET revoked_at = $2, revoked_by = $3 WHERE id = $1",
-            e.originator_id, e.timestamp, e.revoked_by,
+            e.originator_id,
+            e.timestamp,
+            e.revoked_by,
         )

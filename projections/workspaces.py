@@ -8,10 +8,19 @@ from projections.base import Envelope
 
 name = "workspaces"
 tables = ("workspaces", "workspace_domains", "admin_keys")
-event_types = frozenset({
-    "WorkspaceCreated", "DomainAdded", "DomainVerified", "SeatAdded", "SeatAssigned", "SeatReleased",
-    "AutomaticSeatAssignmentChanged", "AdminKeyIssued", "AdminKeyRevoked",
-})
+event_types = frozenset(
+    {
+        "WorkspaceCreated",
+        "DomainAdded",
+        "DomainVerified",
+        "SeatAdded",
+        "SeatAssigned",
+        "SeatReleased",
+        "AutomaticSeatAssignmentChanged",
+        "AdminKeyIssued",
+        "AdminKeyRevoked",
+    }
+)
 
 
 async def apply(conn: asyncpg.Connection, env: Envelope) -> None:
@@ -20,39 +29,58 @@ async def apply(conn: asyncpg.Connection, env: Envelope) -> None:
     if kind == "WorkspaceCreated":
         await conn.execute(
             "INSERT INTO workspaces (id, name, created, version) VALUES ($1, $2, $3, $4)",
-            e.originator_id, e.name, e.timestamp, version,
+            e.originator_id,
+            e.name,
+            e.timestamp,
+            version,
         )
     elif kind == "DomainAdded":
         await conn.execute(
             "INSERT INTO workspace_domains (workspace_id, domain) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            ws, e.domain,
+            ws,
+            e.domain,
         )
     elif kind == "DomainVerified":
         await conn.execute(
-            "UPDATE workspace_domains SET verified = true WHERE workspace_id = $1 AND domain = $2", ws, e.domain
+            "UPDATE workspace_domains SET verified = true WHERE workspace_id = $1 AND domain = $2",
+            ws,
+            e.domain,
         )
     elif kind == "SeatAdded":
         await conn.execute(
             "UPDATE workspaces SET seats_total = seats_total + $2, version = $3 WHERE id = $1",
-            ws, e.count, version,
+            ws,
+            e.count,
+            version,
         )
     elif kind == "SeatAssigned":
         await conn.execute(
-            "UPDATE workspaces SET seats_assigned = seats_assigned + 1, version = $2 WHERE id = $1", ws, version
+            "UPDATE workspaces SET seats_assigned = seats_assigned + 1, version = $2 WHERE id = $1",
+            ws,
+            version,
         )
     elif kind == "SeatReleased":
         await conn.execute(
-            "UPDATE workspaces SET seats_assigned = seats_assigned - 1, version = $2 WHERE id = $1", ws, version
+            "UPDATE workspaces SET seats_assigned = seats_assigned - 1, version = $2 WHERE id = $1",
+            ws,
+            version,
         )
     elif kind == "AutomaticSeatAssignmentChanged":
         await conn.execute(
             "UPDATE workspaces SET automatic_seat_assignment = $2, version = $3 WHERE id = $1",
-            ws, e.enabled, version,
+            ws,
+            e.enabled,
+            version,
         )
     elif kind == "AdminKeyIssued":
         await conn.execute(
             "INSERT INTO admin_keys (id, workspace_id, secret_hash, created_at) VALUES ($1, $2, $3, $4)",
-            e.originator_id, ws, bytes.fromhex(e.secret_hash), e.timestamp,
+            e.originator_id,
+            ws,
+            bytes.fromhex(e.secret_hash),
+            e.timestamp,
         )
     elif kind == "AdminKeyRevoked":
-        await conn.execute("UPDATE admin_keys SET revoked_at = $2 WHERE id = $1", e.originator_id, e.timestamp)
+        await conn.execute(
+            "UPDATE admin_keys SET revoked_at = $2 WHERE id = $1", e.originator_id, e.timestamp
+        )

@@ -9,11 +9,11 @@ from collections.abc import AsyncIterator
 from starlette.applications import Starlette
 from starlette.routing import Route
 
+from projections.runner import CatchUpRunner
 from scimledger import pg
 from scimledger.api import errors, scim_users
 from scimledger.config import Settings
 from scimledger.store.event_store import EventStore
-from projections.runner import CatchUpRunner
 
 log = logging.getLogger("scimledger")
 
@@ -48,6 +48,6 @@ def create_app(settings: Settings | None = None, *, run_lagging: bool = True) ->
                 await runner.stop()
             await pool.close()
 
-    app = Starlette(routes=routes(), exception_handlers=errors.HANDLERS, lifespan=lifespan)  # type: ignore[arg-type]
+    app = Starlette(routes=routes(), exception_handlers=errors.HANDLERS, lifespan=lifespan)
     app.state.settings = settings
     return app

@@ -58,7 +58,9 @@ async def bootstrap_demo(store: EventStore, settings: Settings) -> dict[str, str
     meta = Metadata(actor_kind="system", actor_id="bootstrap", actor_name="first run", source="system")
     created = await handlers.create_workspace(
         store,
-        handlers.CreateWorkspace(name="Demo", domains=("example.com",), seats=10, automatic_seat_assignment=True),
+        handlers.CreateWorkspace(
+            name="Demo", domains=("example.com",), seats=10, automatic_seat_assignment=True
+        ),
         meta,
     )
     token = await handlers.issue_token(
@@ -84,7 +86,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     demo = _with_store(Settings(settings.home, settings.public_url, url), prepare)
     if demo:
         sys.stderr.write(
-            "\nFirst run: created a demo workspace (verified domain example.com, 10 seats, automatic seats).\n"
+            "\nFirst run: created a demo workspace "
+            "(verified domain example.com, 10 seats, automatic seats).\n"
             f"  workspace id : {demo['workspace_id']}\n"
             f"  SCIM token   : {demo['token']}\n"
             f"  admin key    : {demo['admin_key']}\n"
@@ -113,7 +116,10 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_workspace_create(args: argparse.Namespace, settings: Settings) -> int:
     command = handlers.CreateWorkspace(
-        name=args.name, domains=tuple(args.domain or ()), seats=args.seats, automatic_seat_assignment=args.auto_seats
+        name=args.name,
+        domains=tuple(args.domain or ()),
+        seats=args.seats,
+        automatic_seat_assignment=args.auto_seats,
     )
 
     async def work(store: EventStore) -> handlers.WorkspaceCreated:
@@ -154,7 +160,13 @@ def cmd_projections_rebuild(args: argparse.Namespace, settings: Settings) -> int
         for d in mismatch.digests:
             sys.stderr.write(f"{'ok  ' if d.equal else 'DIFF'} {d.table} live={d.live} rebuilt={d.rebuilt}\n")
         return 1
-    _print({"rebuilt": [d.table for d in digests], "verified": args.verify, "equal": all(d.equal for d in digests)})
+    _print(
+        {
+            "rebuilt": [d.table for d in digests],
+            "verified": args.verify,
+            "equal": all(d.equal for d in digests),
+        }
+    )
     return 0
 
 

@@ -191,8 +191,19 @@ def ensure_server(home: Path, *, fsync: bool = True, timeout: float = 60.0) -> E
         if user is not None:
             os.chown(data_dir, user.pw_uid, user.pw_gid)
         _run(
-            [str(bin_dir / "initdb"), "-D", str(data_dir), "-U", "postgres", "-A", "trust", "-E", "UTF8",
-             "--no-locale", "--no-sync"],
+            [
+                str(bin_dir / "initdb"),
+                "-D",
+                str(data_dir),
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--no-locale",
+                "--no-sync",
+            ],
             user,
         )
     port = _free_port()
@@ -214,7 +225,9 @@ def ensure_server(home: Path, *, fsync: bool = True, timeout: float = 60.0) -> E
     for key, value in settings.items():
         args += ["-c", f"{key}={value}"]
     with log:
-        proc = subprocess.Popen(args, stdout=log, stderr=log, preexec_fn=_demote(user), stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            args, stdout=log, stderr=log, preexec_fn=_demote(user), stdin=subprocess.DEVNULL
+        )
     _CHILDREN[proc.pid] = proc
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

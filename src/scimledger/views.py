@@ -60,7 +60,9 @@ async def touch_token(conn: asyncpg.Pool | asyncpg.Connection, token_id: UUID) -
     )
 
 
-async def get_user(conn: asyncpg.Pool | asyncpg.Connection, workspace_id: UUID, user_id: UUID) -> UserRow | None:
+async def get_user(
+    conn: asyncpg.Pool | asyncpg.Connection, workspace_id: UUID, user_id: UUID
+) -> UserRow | None:
     row = await conn.fetchrow(
         f"""SELECT {USER_COLUMNS} FROM scim_users
              WHERE id = $1 AND workspace_id = $2 AND status <> 'deprovisioned'""",

@@ -34,7 +34,9 @@ def assert_scim_error(response: httpx.Response, status: int, scim_type: str | No
     assert body["detail"]
 
 
-async def test_create_user_returns_rfc_shaped_resource(client: httpx.AsyncClient, workspace: Workspace) -> None:
+async def test_create_user_returns_rfc_shaped_resource(
+    client: httpx.AsyncClient, workspace: Workspace
+) -> None:
     response = await client.post(
         "/scim/v2/Users",
         json=user_body("ada@example.com", name={"givenName": "Ada", "familyName": "Lovelace"}),
@@ -57,7 +59,9 @@ async def test_create_user_returns_rfc_shaped_resource(client: httpx.AsyncClient
 
 
 async def test_get_user_returns_what_was_created(client: httpx.AsyncClient, workspace: Workspace) -> None:
-    created = (await client.post("/scim/v2/Users", json=user_body("bob@example.com"), headers=workspace.auth)).json()
+    created = (
+        await client.post("/scim/v2/Users", json=user_body("bob@example.com"), headers=workspace.auth)
+    ).json()
     response = await client.get(f"/scim/v2/Users/{created['id']}", headers=workspace.auth)
     assert response.status_code == 200
     assert response.json() == created
@@ -78,7 +82,9 @@ async def test_password_is_never_stored_or_returned(
     assert leaked == 0
 
 
-async def test_filter_by_user_name_is_case_insensitive(client: httpx.AsyncClient, workspace: Workspace) -> None:
+async def test_filter_by_user_name_is_case_insensitive(
+    client: httpx.AsyncClient, workspace: Workspace
+) -> None:
     await client.post("/scim/v2/Users", json=user_body("Carol@Example.com"), headers=workspace.auth)
     await client.post("/scim/v2/Users", json=user_body("dave@example.com"), headers=workspace.auth)
     response = await client.get(
@@ -91,7 +97,9 @@ async def test_filter_by_user_name_is_case_insensitive(client: httpx.AsyncClient
     assert [r["userName"] for r in body["Resources"]] == ["Carol@Example.com"]
 
 
-async def test_filter_matching_nothing_is_an_empty_list(client: httpx.AsyncClient, workspace: Workspace) -> None:
+async def test_filter_matching_nothing_is_an_empty_list(
+    client: httpx.AsyncClient, workspace: Workspace
+) -> None:
     response = await client.get(
         "/scim/v2/Users", params={"filter": 'userName eq "nobody@example.com"'}, headers=workspace.auth
     )
@@ -153,7 +161,9 @@ async def test_other_workspace_cannot_see_the_user(
     from tests.conftest import make_workspace
 
     other = await make_workspace(app.state.store, name="Other")
-    created = (await client.post("/scim/v2/Users", json=user_body("fay@example.com"), headers=workspace.auth)).json()
+    created = (
+        await client.post("/scim/v2/Users", json=user_body("fay@example.com"), headers=workspace.auth)
+    ).json()
     assert_scim_error(await client.get(f"/scim/v2/Users/{created['id']}", headers=other.auth), 404)
 
 

@@ -443,6 +443,17 @@ def test_remove_sub_attribute_of_filtered_elements() -> None:
     assert result["emails"] == [{"value": "bjensen@example.com", "type": "work"}]
 
 
+def test_sub_attribute_path_on_a_multi_valued_attribute_applies_to_every_value() -> None:
+    home = {"value": "babs@jensen.org", "type": "home", "primary": False}
+    result = patch_user(user(emails=[user()["emails"][0], home]), {"op": "remove", "path": "emails.primary"})
+    assert result["emails"] == [
+        {"value": "bjensen@example.com", "type": "work"},
+        {"value": "babs@jensen.org", "type": "home"},
+    ]
+    with pytest.raises(NoTarget):
+        patch_user(user(), {"op": "replace", "path": "addresses.country", "value": "US"})
+
+
 # --------------------------------------------------------------------------------------------------
 # Entra quirks: string booleans, manager
 

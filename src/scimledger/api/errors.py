@@ -60,7 +60,9 @@ async def on_domain_error(request: Request, exc: Exception) -> Response:
 
 
 async def on_conflict(request: Request, exc: Exception) -> Response:
-    return _render(request, scim.Conflict("the resource was changed concurrently; retry the request"), "conflict")
+    return _render(
+        request, scim.Conflict("the resource was changed concurrently; retry the request"), "conflict"
+    )
 
 
 async def on_http_error(request: Request, exc: Exception) -> Response:

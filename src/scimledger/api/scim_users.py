@@ -58,9 +58,14 @@ async def create_user(request: Request) -> Response:
     principal = await scim_principal(request, write=True)
     user = user_from_body(await json_body(request))
     command = handlers.ProvisionUser(
-        workspace_id=principal.workspace_id, user_name=user.user_name, profile=user.profile, active=user.active
+        workspace_id=principal.workspace_id,
+        user_name=user.user_name,
+        profile=user.profile,
+        active=user.active,
     )
-    member_id = await handlers.provision_user(request.app.state.store, command, scim_metadata(request, principal))
+    member_id = await handlers.provision_user(
+        request.app.state.store, command, scim_metadata(request, principal)
+    )
     return await _respond_user(request, principal.workspace_id, member_id, status=201)
 
 

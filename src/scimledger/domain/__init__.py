@@ -9,4 +9,14 @@ from scimledger.domain.workspace import Workspace
 
 AGGREGATES = (Workspace, Person, Member, Team, Membership, Token, AdminKey, UniquenessClaim)
 
-__all__ = ["AGGREGATES", "AdminKey", "Member", "Membership", "Person", "Team", "Token", "UniquenessClaim", "Workspace"]
+__all__ = [
+    "AGGREGATES",
+    "AdminKey",
+    "Member",
+    "Membership",
+    "Person",
+    "Team",
+    "Token",
+    "UniquenessClaim",
+    "Workspace",
+]

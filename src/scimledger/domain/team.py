@@ -20,7 +20,9 @@ class Team(Aggregate):
     TOPIC = "Team"
 
     @event("Created", topic="TeamCreated")
-    def __init__(self, workspace_id: str, display_name: str, external_id: str | None, managed_by: str) -> None:
+    def __init__(
+        self, workspace_id: str, display_name: str, external_id: str | None, managed_by: str
+    ) -> None:
         self.workspace_id = workspace_id
         self.display_name = display_name
         self.external_id = external_id
@@ -98,4 +100,3 @@ class Membership(Aggregate):
     @event("Removed", topic="TeamMemberRemoved")
     def _remove(self, team_id: str, member_id: str) -> None:
         self.present = False
-

@@ -72,9 +72,7 @@ class Workspace(Aggregate):
         """Take a free seat for ``member_id``; with automatic seat assignment on, buy one first."""
         if self.seats_available < 1:
             if not self.automatic_seat_assignment:
-                raise NoFreeSeat(
-                    "no seat is available: add seats or turn on automatic seat assignment"
-                )
+                raise NoFreeSeat("no seat is available: add seats or turn on automatic seat assignment")
             self._add_seats(count=1)
         self._assign_seat(member_id=member_id)
 

@@ -291,7 +291,8 @@ def matches(
       key of that name, selects that extension object, else the path is read from ``obj`` itself.
     - A multi-valued attribute matches if any of its values does; without a sub-attribute the
       ``value`` sub-attribute of complex values is used (``emails co "x"``).
-    - Strings compare case-insensitively unless ``case_exact(path)`` says otherwise. Booleans compare
+    - Strings compare case-insensitively unless ``case_exact(path)`` says otherwise; ``path`` is
+      relative to ``obj`` (in ``emails[value eq "x"]`` it is ``emails.value``). Booleans compare
       as booleans, also against the strings ``"True"``/``"False"`` (as Microsoft Entra sends them).
       Two xsd:dateTime strings compare chronologically, numbers numerically.
     - ``ne`` is ``not eq``, so an absent attribute is ``ne`` anything; ``eq null`` is ``not pr``.

@@ -192,7 +192,7 @@ class _RootScope:
             "displayName": (f"{alias}.display_name", False),
             "meta.created": (f"{alias}.created", False),
             "meta.lastModified": (f"{alias}.last_modified", False),
-            "meta.resourceType": (_literal(resource_type), False),
+            "meta.resourceType": (f"{_literal(resource_type)}::text", False),
         }
         if resource_type == "User":
             self.columns["userName"] = ("u.user_name", False)

@@ -25,7 +25,9 @@ def etag(version: int) -> str:
     return f'W/"{version}"'
 
 
-def meta(resource_type: str, created: datetime, last_modified: datetime, location: str, version: int) -> dict[str, Any]:
+def meta(
+    resource_type: str, created: datetime, last_modified: datetime, location: str, version: int
+) -> dict[str, Any]:
     """RFC 7643 §3.1 ``meta``."""
     return {
         "resourceType": resource_type,

@@ -78,9 +78,7 @@ class EventStore:
             return None
         return aggregate
 
-    async def save(
-        self, workspace_id: UUID, aggregates: Sequence[Aggregate], metadata: Metadata
-    ) -> Saved:
+    async def save(self, workspace_id: UUID, aggregates: Sequence[Aggregate], metadata: Metadata) -> Saved:
         """Append every pending event of ``aggregates`` in one transaction. Raises VersionConflict."""
         pending = [event for aggregate in aggregates for event in aggregate.collect_events()]
         if not pending:
@@ -109,7 +107,11 @@ class EventStore:
 
 
 async def load_log_envelopes(
-    conn: asyncpg.Connection | asyncpg.Pool, mapper: Mapper[Any], *, after: int, limit: int,
+    conn: asyncpg.Connection | asyncpg.Pool,
+    mapper: Mapper[Any],
+    *,
+    after: int,
+    limit: int,
     event_types: Sequence[str] = (),
 ) -> list[Envelope]:
     """Log rows after ``after`` decoded into envelopes (for rebuilds and the catch-up runner)."""

@@ -93,7 +93,7 @@ async def load_streams(
     out: dict[UUID, tuple[StoredEvent | None, list[StoredEvent]]] = {}
     for row in rows:
         stored = StoredEvent(row["stream_id"], row["stream_version"], row["topic"], row["state"])
-        snapshot, events = out.setdefault(row["stream_id"], (None, []))
+        _, events = out.setdefault(row["stream_id"], (None, []))
         if row["is_snapshot"]:
             out[row["stream_id"]] = (stored, events)
         else:
@@ -163,9 +163,7 @@ async def select_log(
         list(event_types),
         limit,
     )
-    return [
-        LoggedEvent(r[0], r[1], StoredEvent(r[2], r[3], r[4], r[5]), r[6]) for r in rows
-    ]
+    return [LoggedEvent(r[0], r[1], StoredEvent(r[2], r[3], r[4], r[5]), r[6]) for r in rows]
 
 
 def as_notification(logged: LoggedEvent) -> Notification:
