@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from projections.runner import CatchUpRunner
 from scimledger import pg
-from scimledger.api import errors, scim_users
+from scimledger.api import discovery, errors, listing, scim_groups, scim_users
 from scimledger.config import Settings
 from scimledger.store.event_store import EventStore
 
@@ -19,10 +19,29 @@ log = logging.getLogger("scimledger")
 
 
 def routes() -> list[Route]:
+    """The whole route table (RFC 7644 §3.2 endpoints)."""
+    scim = "/scim/v2"
     return [
-        Route("/scim/v2/Users", scim_users.create_user, methods=["POST"]),
-        Route("/scim/v2/Users", scim_users.list_users, methods=["GET"]),
-        Route("/scim/v2/Users/{id}", scim_users.get_user, methods=["GET"]),
+        Route(f"{scim}/ServiceProviderConfig", discovery.service_provider_config, methods=["GET"]),
+        Route(f"{scim}/ResourceTypes", discovery.resource_types, methods=["GET"]),
+        Route(f"{scim}/ResourceTypes/{{name}}", discovery.resource_types, methods=["GET"]),
+        Route(f"{scim}/Schemas", discovery.schema_documents, methods=["GET"]),
+        Route(f"{scim}/Schemas/{{urn}}", discovery.schema_documents, methods=["GET"]),
+        Route(f"{scim}/Users", scim_users.create_user, methods=["POST"]),
+        Route(f"{scim}/Users", listing.list_users, methods=["GET"]),
+        Route(f"{scim}/Users/.search", listing.search_users, methods=["POST"]),
+        Route(f"{scim}/Users/{{id}}", scim_users.get_user, methods=["GET"]),
+        Route(f"{scim}/Users/{{id}}", scim_users.replace_user, methods=["PUT"]),
+        Route(f"{scim}/Users/{{id}}", scim_users.patch_user, methods=["PATCH"]),
+        Route(f"{scim}/Users/{{id}}", scim_users.delete_user, methods=["DELETE"]),
+        Route(f"{scim}/Groups", scim_groups.create_group, methods=["POST"]),
+        Route(f"{scim}/Groups", listing.list_groups, methods=["GET"]),
+        Route(f"{scim}/Groups/.search", listing.search_groups, methods=["POST"]),
+        Route(f"{scim}/Groups/{{id}}", scim_groups.get_group, methods=["GET"]),
+        Route(f"{scim}/Groups/{{id}}", scim_groups.replace_group, methods=["PUT"]),
+        Route(f"{scim}/Groups/{{id}}", scim_groups.patch_group, methods=["PATCH"]),
+        Route(f"{scim}/Groups/{{id}}", scim_groups.delete_group, methods=["DELETE"]),
+        Route(f"{scim}/.search", listing.search_root, methods=["POST"]),
     ]
 
 
@@ -50,4 +69,5 @@ def create_app(settings: Settings | None = None, *, run_lagging: bool = True) ->
 
     app = Starlette(routes=routes(), exception_handlers=errors.HANDLERS, lifespan=lifespan)
     app.state.settings = settings
+    app.state.cursor_secret = settings.cursor_secret()
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,3 +25,13 @@ class Settings:
             public_url=(os.environ.get("SCIMLEDGER_PUBLIC_URL") or "").rstrip("/") or None,
             database_url=os.environ.get("DATABASE_URL") or None,
         )
+
+    def cursor_secret(self) -> bytes:
+        """Key for RFC 9865 cursors, shared by every worker: ``SCIMLEDGER_SECRET`` or derived from the
+        database location (cursors only carry positions within the caller's own workspace)."""
+        configured = os.environ.get("SCIMLEDGER_SECRET")
+        if configured:
+            return configured.encode()
+        return hashlib.sha256(
+            f"scimledger-cursor|{self.database_url}|{self.home.resolve()}".encode()
+        ).digest()

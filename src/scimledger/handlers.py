@@ -14,10 +14,15 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
-from scimledger import credentials
-from scimledger.domain import AdminKey, Member, Person, Token, UniquenessClaim, Workspace
-from scimledger.domain.errors import AlreadyTaken, InvalidCommand, UnknownResource
+from scimledger import credentials, views
+from scimledger.domain import AdminKey, Member, Membership, Person, Team, Token, UniquenessClaim, Workspace
+from scimledger.domain.errors import AlreadyTaken, InvalidCommand, UnknownResource, VersionMismatch
+from scimledger.domain.ids import membership_id
 from scimledger.domain.member import role_from_values
+from scimledger.scim import group_patch
+from scimledger.scim.patch import apply_patch
+from scimledger.scim.schemas import ENTERPRISE_USER_URN, GROUP_URN, USER_URN
+from scimledger.scim.users import GroupInput, UserInput, normalise, user_from_body
 from scimledger.store.event_store import EventStore, Metadata
 from scimledger.store.recorder import VersionConflict
 
@@ -190,3 +195,372 @@ async def provision_user(store: EventStore, cmd: ProvisionUser, meta: Metadata) 
         return member_id
 
     return await with_retry(attempt)
+
+
+# --- users: replace, patch, deprovision (RFC 7644 §3.5.1, §3.5.2, §3.6) -------------------------------------
+@dataclass(frozen=True)
+class ReplaceUser:
+    workspace_id: UUID
+    member_id: UUID
+    user: UserInput
+    expected_version: int | None = None
+
+
+@dataclass(frozen=True)
+class PatchUser:
+    workspace_id: UUID
+    member_id: UUID
+    operations: list[dict[str, Any]]
+    expected_version: int | None = None
+
+
+@dataclass(frozen=True)
+class DeprovisionUser:
+    workspace_id: UUID
+    member_id: UUID
+    expected_version: int | None = None
+
+
+def _check_version(version: int, expected: int | None) -> None:
+    if expected is not None and expected != version:
+        raise VersionMismatch(f"the resource is at version {version}, not {expected}")
+
+
+async def _member(store: EventStore, workspace_id: UUID, member_id: UUID) -> Member:
+    member = await store.load(Member, member_id)
+    if member is None or member.workspace_id != str(workspace_id) or not member.visible:
+        raise UnknownResource(f"User {member_id} not found")
+    return member
+
+
+def user_view(member: Member) -> dict[str, Any]:
+    """The SCIM User that a PATCH applies to (RFC 7644 §3.5.2): stored attributes, id, active."""
+    schemas = [USER_URN, *([ENTERPRISE_USER_URN] if ENTERPRISE_USER_URN in member.profile else [])]
+    return {
+        "schemas": schemas,
+        "id": str(member.id),
+        **member.profile,
+        "active": member.status != "suspended",
+    }
+
+
+def _claim_changes(
+    ws: UUID, loaded: dict[UUID, Any], owner: str, kind: str, old: str | None, new: str | None
+) -> list[UniquenessClaim]:
+    """Release the claim of ``old`` and take the claim of ``new`` when they differ (normalised)."""
+    old_id = UniquenessClaim.id_for(ws, kind, old) if old else None
+    new_id = UniquenessClaim.id_for(ws, kind, new) if new else None
+    if old_id == new_id:
+        return []
+    out = []
+    if old_id is not None and (old_claim := loaded.get(old_id)) is not None and old_claim.owner_id == owner:
+        old_claim.release()
+        out.append(old_claim)
+    if new_id is not None and new is not None:
+        out.append(UniquenessClaim.take(loaded.get(new_id), ws, kind, new, owner))
+    return out
+
+
+def _claim_ids(ws: UUID, pairs: list[tuple[str, str | None]]) -> dict[UUID, tuple[str, str]]:
+    return {UniquenessClaim.id_for(ws, kind, value): (kind, value) for kind, value in pairs if value}
+
+
+async def _update_user(
+    store: EventStore,
+    ws: UUID,
+    member_id: UUID,
+    decide: Callable[[Member], UserInput | None],
+    expected: int | None,
+    meta: Metadata,
+) -> None:
+    """Load the member, let ``decide`` compute its new state, record the differences (or nothing)."""
+
+    async def attempt() -> None:
+        member = await _member(store, ws, member_id)
+        _check_version(member.version, expected)
+        new = decide(member)
+        if new is None:
+            return
+        old_external = member.profile.get("externalId")
+        new_external = new.profile.get("externalId")
+        wanted = _claim_ids(
+            ws,
+            [
+                ("userName", member.user_name),
+                ("userName", new.user_name),
+                ("externalId", old_external),
+                ("externalId", new_external),
+            ],
+        )
+        loaded = await store.load_many(wanted)
+        owner = str(member.id)
+        claims = _claim_changes(ws, loaded, owner, "userName", member.user_name, new.user_name)
+        claims += _claim_changes(ws, loaded, owner, "externalId", old_external, new_external)
+        member.change_profile(new.user_name, new.profile)
+        member.change_role(role_from_values(_roles(new.profile)))
+        if not new.active and member.status == "active":
+            member.suspend(reason="deactivated by the identity provider")
+            member.revoke_sessions(reason="deactivated by the identity provider")
+        elif new.active and member.status == "suspended":
+            member.reactivate()
+        try:
+            await store.save(ws, [member, *claims], meta)
+        except VersionConflict as error:
+            _claim_conflict(error, wanted)
+            raise
+
+    await with_retry(attempt)
+
+
+async def replace_user(store: EventStore, cmd: ReplaceUser, meta: Metadata) -> None:
+    """RFC 7644 §3.5.1: PUT replaces every writable attribute; those not given are cleared."""
+    await _update_user(store, cmd.workspace_id, cmd.member_id, lambda _: cmd.user, cmd.expected_version, meta)
+
+
+async def patch_user(store: EventStore, cmd: PatchUser, meta: Metadata) -> None:
+    """RFC 7644 §3.5.2: apply the operations atomically to the current User, then record the result."""
+
+    def decide(member: Member) -> UserInput:
+        patched = apply_patch(user_view(member), cmd.operations, "User")
+        patched.pop("id", None)
+        return user_from_body(patched)
+
+    await _update_user(store, cmd.workspace_id, cmd.member_id, decide, cmd.expected_version, meta)
+
+
+async def deprovision_user(store: EventStore, cmd: DeprovisionUser, meta: Metadata) -> None:
+    """RFC 7644 §3.6 DELETE, seed 000: access suspended at once, sessions revoked, memberships ended, the
+    userName and externalId freed for a later provisioning (which links the kept person); history kept."""
+    ws = cmd.workspace_id
+
+    async def attempt() -> None:
+        member = await _member(store, ws, cmd.member_id)
+        _check_version(member.version, cmd.expected_version)
+        wanted = _claim_ids(
+            ws, [("userName", member.user_name), ("externalId", member.profile.get("externalId"))]
+        )
+        team_ids = await views.teams_of_member(store.pool, member.id)
+        memberships = await store.load_many([membership_id(t, member.id) for t in team_ids])
+        loaded = await store.load_many(wanted)
+        claims = [
+            c for c in (loaded.get(i) for i in wanted) if c is not None and c.owner_id == str(member.id)
+        ]
+        for claim in claims:
+            claim.release()
+        ended = [m for m in memberships.values() if m.present]
+        for membership in ended:
+            membership.remove()
+        if member.status == "active":
+            member.revoke_sessions(reason="deprovisioned by the identity provider")
+        member.deprovision()
+        await store.save(ws, [member, *claims, *ended], meta)
+
+    await with_retry(attempt)
+
+
+# --- groups (teams): RFC 7644 §3.3, §3.5.1, §3.5.2, §3.6; seed 000/002/004 ---
+@dataclass(frozen=True)
+class CreateTeam:
+    workspace_id: UUID
+    group: GroupInput
+
+
+@dataclass(frozen=True)
+class ReplaceTeam:
+    workspace_id: UUID
+    team_id: UUID
+    group: GroupInput
+    expected_version: int | None = None
+
+
+@dataclass(frozen=True)
+class PatchTeam:
+    workspace_id: UUID
+    team_id: UUID
+    operations: list[dict[str, Any]]
+    expected_version: int | None = None
+
+
+@dataclass(frozen=True)
+class ArchiveTeam:
+    workspace_id: UUID
+    team_id: UUID
+    expected_version: int | None = None
+
+
+async def _team(store: EventStore, ws: UUID, team_id: UUID) -> Team:
+    team = await store.load(Team, team_id)
+    if team is None or team.workspace_id != str(ws) or team.archived:
+        raise UnknownResource(f"Group {team_id} not found")
+    return team
+
+
+async def _known_members(store: EventStore, ws: UUID, ids: tuple[str, ...]) -> list[UUID]:
+    """The ids as member UUIDs; any id that is not a visible member of the workspace is invalidValue."""
+    parsed: list[UUID] = []
+    for raw in ids:
+        try:
+            parsed.append(UUID(raw))
+        except ValueError:
+            raise InvalidCommand(f"member {raw!r} is not a User of this workspace") from None
+    known = await views.existing_members(store.pool, ws, parsed)
+    missing = [str(i) for i in parsed if i not in known]
+    if missing:
+        raise InvalidCommand(f"members {', '.join(missing)} are not Users of this workspace")
+    return parsed
+
+
+async def _membership_changes(
+    store: EventStore, ws: UUID, team_id: UUID, changes: list[group_patch.MemberChange]
+) -> list[Membership]:
+    """Apply member changes in order; returns the Membership aggregates that changed (no-ops dropped)."""
+    present: dict[UUID, bool] = {}
+    current: set[UUID] | None = None
+    for change in changes:
+        if change.kind in ("replace", "remove_all"):
+            if current is None:
+                current = set(await views.members_of_team(store.pool, team_id))
+            for member in current | {m for m, p in present.items() if p}:
+                present[member] = False
+        ids = (
+            await _known_members(store, ws, change.ids)
+            if change.kind in ("add", "replace")
+            else [UUID(i) for i in change.ids if _is_uuid(i)]
+        )
+        for member in ids:
+            present[member] = change.kind != "remove"
+    if not present:
+        return []
+    loaded = await store.load_many([membership_id(team_id, m) for m in present])
+    out = []
+    for member, want in present.items():
+        existing = loaded.get(membership_id(team_id, member))
+        if want:
+            added = Membership.add(existing, str(ws), str(team_id), str(member))
+            if added is not existing:
+                out.append(added)
+        elif existing is not None and existing.present:
+            existing.remove()
+            out.append(existing)
+    return out
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
+async def _save_team(
+    store: EventStore,
+    ws: UUID,
+    team: Team,
+    claims_before: tuple[str | None, str | None],
+    memberships: list[Membership],
+    meta: Metadata,
+) -> None:
+    old_name, old_external = claims_before
+    wanted = _claim_ids(
+        ws,
+        [
+            ("teamName", old_name),
+            ("teamName", team.display_name),
+            ("groupExternalId", old_external),
+            ("groupExternalId", team.external_id),
+        ],
+    )
+    loaded = await store.load_many(wanted)
+    owner = str(team.id)
+    claims = _claim_changes(ws, loaded, owner, "teamName", old_name, team.display_name)
+    claims += _claim_changes(ws, loaded, owner, "groupExternalId", old_external, team.external_id)
+    try:
+        await store.save(ws, [team, *claims, *memberships], meta)
+    except VersionConflict as error:
+        _claim_conflict(error, wanted)
+        raise
+
+
+async def create_team(store: EventStore, cmd: CreateTeam, meta: Metadata) -> UUID:
+    """Seed 000/002: pushing a group creates an IdP-managed team with its members."""
+    ws, group = cmd.workspace_id, cmd.group
+    team_id = uuid4()
+
+    async def attempt() -> UUID:
+        team = Team._create(
+            Team.Created,
+            id=team_id,
+            workspace_id=str(ws),
+            display_name=group.display_name,
+            external_id=group.external_id,
+            managed_by="idp",
+        )
+        changes = [group_patch.MemberChange("add", group.member_ids or ())]
+        memberships = await _membership_changes(store, ws, team_id, changes)
+        await _save_team(store, ws, team, (None, None), memberships, meta)
+        return team_id
+
+    return await with_retry(attempt)
+
+
+async def replace_team(store: EventStore, cmd: ReplaceTeam, meta: Metadata) -> None:
+    """RFC 7644 §3.5.1: name, externalId and (when given) the whole member list are replaced."""
+    ws, group = cmd.workspace_id, cmd.group
+
+    async def attempt() -> None:
+        team = await _team(store, ws, cmd.team_id)
+        _check_version(team.version, cmd.expected_version)
+        before = (team.display_name, team.external_id)
+        team.rename(group.display_name)
+        team.change_external_id(group.external_id)
+        changes = (
+            [group_patch.MemberChange("replace", group.member_ids)] if group.member_ids is not None else []
+        )
+        memberships = await _membership_changes(store, ws, team.id, changes)
+        await _save_team(store, ws, team, before, memberships, meta)
+
+    await with_retry(attempt)
+
+
+async def patch_team(store: EventStore, cmd: PatchTeam, meta: Metadata) -> None:
+    """RFC 7644 §3.5.2 on a Group: members as set operations (scim.group_patch), the rest as usual."""
+    ws = cmd.workspace_id
+    changes, others = group_patch.split(cmd.operations)
+
+    async def attempt() -> None:
+        team = await _team(store, ws, cmd.team_id)
+        _check_version(team.version, cmd.expected_version)
+        before = (team.display_name, team.external_id)
+        if others:
+            view = {"schemas": [GROUP_URN], "id": str(team.id), "displayName": team.display_name}
+            if team.external_id is not None:
+                view["externalId"] = team.external_id
+            patched = normalise({**apply_patch(view, others, "Group"), "schemas": [GROUP_URN]}, "Group")
+            name = patched.get("displayName")
+            if not isinstance(name, str) or not name.strip():
+                raise InvalidCommand("displayName is required")
+            team.rename(name)
+            team.change_external_id(patched.get("externalId"))
+        memberships = await _membership_changes(store, ws, team.id, changes)
+        await _save_team(store, ws, team, before, memberships, meta)
+
+    await with_retry(attempt)
+
+
+async def archive_team(store: EventStore, cmd: ArchiveTeam, meta: Metadata) -> None:
+    """RFC 7644 §3.6, seed 004: deleting a group archives its team; its name becomes free again."""
+    ws = cmd.workspace_id
+
+    async def attempt() -> None:
+        team = await _team(store, ws, cmd.team_id)
+        _check_version(team.version, cmd.expected_version)
+        wanted = _claim_ids(ws, [("teamName", team.display_name), ("groupExternalId", team.external_id)])
+        loaded = await store.load_many(wanted)
+        claims = [c for c in (loaded.get(i) for i in wanted) if c is not None and c.owner_id == str(team.id)]
+        for claim in claims:
+            claim.release()
+        team.archive()
+        await store.save(ws, [team, *claims], meta)
+
+    await with_retry(attempt)

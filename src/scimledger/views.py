@@ -113,3 +113,96 @@ async def find_users(
         offset,
     )
     return int(total), [UserRow.of(r) for r in rows]
+
+
+async def teams_of_member(conn: asyncpg.Pool | asyncpg.Connection, member_id: UUID) -> list[UUID]:
+    rows = await conn.fetch("SELECT group_id FROM scim_group_members WHERE member_id = $1", member_id)
+    return [r[0] for r in rows]
+
+
+async def members_of_team(conn: asyncpg.Pool | asyncpg.Connection, team_id: UUID) -> list[UUID]:
+    rows = await conn.fetch("SELECT member_id FROM scim_group_members WHERE group_id = $1", team_id)
+    return [r[0] for r in rows]
+
+
+async def existing_members(
+    conn: asyncpg.Pool | asyncpg.Connection, workspace_id: UUID, ids: list[UUID]
+) -> set[UUID]:
+    """Which of ``ids`` are visible members of the workspace."""
+    rows = await conn.fetch(
+        """SELECT id FROM scim_users
+            WHERE workspace_id = $1 AND id = ANY($2::uuid[]) AND status <> 'deprovisioned'""",
+        workspace_id,
+        ids,
+    )
+    return {r[0] for r in rows}
+
+
+GROUP_COLUMNS = "id, display_name, external_id, managed_by, created, last_modified, version"
+
+
+@dataclass(frozen=True)
+class GroupRow:
+    id: UUID
+    display_name: str
+    external_id: str | None
+    managed_by: str
+    created: datetime
+    last_modified: datetime
+    version: int
+
+    @classmethod
+    def of(cls, row: asyncpg.Record) -> GroupRow:
+        return cls(**dict(row))
+
+
+async def get_group(
+    conn: asyncpg.Pool | asyncpg.Connection, workspace_id: UUID, group_id: UUID
+) -> GroupRow | None:
+    row = await conn.fetchrow(
+        f"SELECT {GROUP_COLUMNS} FROM scim_groups WHERE id = $1 AND workspace_id = $2 AND NOT archived",
+        group_id,
+        workspace_id,
+    )
+    return GroupRow.of(row) if row else None
+
+
+async def members_for_groups(
+    conn: asyncpg.Pool | asyncpg.Connection, group_ids: list[UUID]
+) -> dict[UUID, list[dict[str, Any]]]:
+    """RFC 7643 §4.2 ``members`` of each group: value, display (displayName, else userName), type."""
+    rows = await conn.fetch(
+        """SELECT m.group_id, u.id, coalesce(u.display_name, u.user_name) AS display
+             FROM scim_group_members m JOIN scim_users u ON u.id = m.member_id
+            WHERE m.group_id = ANY($1::uuid[]) ORDER BY m.group_id, m.added, u.id""",
+        group_ids,
+    )
+    out: dict[UUID, list[dict[str, Any]]] = {}
+    for row in rows:
+        out.setdefault(row["group_id"], []).append({"value": str(row["id"]), "display": row["display"]})
+    return out
+
+
+async def find_groups(
+    conn: asyncpg.Pool | asyncpg.Connection,
+    where: str,
+    args: list[object],
+    *,
+    order_by: str,
+    limit: int,
+    offset: int,
+) -> tuple[int, list[GroupRow]]:
+    """Groups of a workspace matching a compiled filter ``where``; ``args[0]`` ($1) is the workspace id."""
+    base = f"FROM scim_groups g WHERE g.workspace_id = $1 AND NOT g.archived AND ({where})"
+    total = await conn.fetchval(f"SELECT count(*) {base}", *args)
+    if limit == 0:
+        return int(total), []
+    n = len(args)
+    rows = await conn.fetch(
+        f"SELECT {', '.join('g.' + c.strip() for c in GROUP_COLUMNS.split(','))} {base} "
+        f"ORDER BY {order_by} LIMIT ${n + 1} OFFSET ${n + 2}",
+        *args,
+        limit,
+        offset,
+    )
+    return int(total), [GroupRow.of(r) for r in rows]

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from scimledger.api.responses import JSONResponse, ScimResponse
-from scimledger.domain.errors import AlreadyTaken, DomainError, LastAdmin, UnknownResource
+from scimledger.domain.errors import AlreadyTaken, DomainError, LastAdmin, UnknownResource, VersionMismatch
 from scimledger.scim import errors as scim
 from scimledger.store.recorder import VersionConflict
 
@@ -25,12 +25,14 @@ def scim_error_for(error: DomainError) -> scim.ScimError:
         return scim.Uniqueness(error.message)
     if isinstance(error, UnknownResource):
         return scim.NotFound(error.message)
+    if isinstance(error, VersionMismatch):
+        return scim.PreconditionFailed(error.message)
     if isinstance(error, LastAdmin):
         return scim.Mutability(error.message)
     return scim.InvalidValue(error.message)
 
 
-ADMIN_STATUS = {"uniqueness": 409, "not_found": 404}
+ADMIN_STATUS = {"uniqueness": 409, "not_found": 404, "precondition_failed": 412}
 
 
 def _is_scim(request: Request) -> bool:

@@ -1,4 +1,5 @@
-"""SCIM ``/Users`` endpoints (RFC 7644 §3.3 create, §3.4.1 retrieve, §3.4.2 query)."""
+"""SCIM ``/Users`` endpoints (RFC 7644 §3.3 create, §3.4.1 retrieve, §3.4.2 query, §3.5.1 replace,
+§3.5.2 modify, §3.6 delete)."""
 
 from __future__ import annotations
 
@@ -10,19 +11,18 @@ from starlette.responses import Response
 
 from scimledger import handlers, views
 from scimledger.api.auth import scim_metadata, scim_principal
+from scimledger.api.etags import expected_version, not_modified
 from scimledger.api.requests import base_url, json_body
 from scimledger.api.responses import ScimResponse
 from scimledger.scim import resources
-from scimledger.scim.errors import InvalidValue, NotFound
-from scimledger.scim.filter import parse_filter
-from scimledger.scim.filter_sql import compile_filter
+from scimledger.scim.errors import NotFound
+from scimledger.scim.patch import validate_patch_request
 from scimledger.scim.users import user_from_body
 
-DEFAULT_COUNT = 100
-MAX_COUNT = 500
 
-
-def _render(row: views.UserRow, groups: list[dict[str, Any]], base: str) -> dict[str, Any]:
+def render(row: views.UserRow, groups: list[dict[str, Any]], base: str) -> dict[str, Any]:
+    for group in groups:
+        group.setdefault("$ref", f"{base}/Groups/{group['value']}")
     return resources.render_user(
         user_id=str(row.id),
         profile=row.resource,
@@ -42,13 +42,17 @@ def _user_id(request: Request) -> UUID:
         raise NotFound(f"User {request.path_params['id']} not found") from None
 
 
-async def _respond_user(request: Request, workspace_id: UUID, user_id: UUID, status: int = 200) -> Response:
+async def user_resource(request: Request, workspace_id: UUID, user_id: UUID) -> dict[str, Any]:
     pool = request.app.state.pool
     row = await views.get_user(pool, workspace_id, user_id)
     if row is None:
         raise NotFound(f"User {user_id} not found")
     groups = (await views.groups_of(pool, [row.id])).get(row.id, [])
-    body = _render(row, groups, base_url(request))
+    return render(row, groups, base_url(request))
+
+
+async def respond_user(request: Request, workspace_id: UUID, user_id: UUID, status: int = 200) -> Response:
+    body = await user_resource(request, workspace_id, user_id)
     headers = {"ETag": body["meta"]["version"], "Location": body["meta"]["location"]}
     return ScimResponse(body, status_code=status, headers=headers)
 
@@ -66,37 +70,44 @@ async def create_user(request: Request) -> Response:
     member_id = await handlers.provision_user(
         request.app.state.store, command, scim_metadata(request, principal)
     )
-    return await _respond_user(request, principal.workspace_id, member_id, status=201)
+    return await respond_user(request, principal.workspace_id, member_id, status=201)
 
 
 async def get_user(request: Request) -> Response:
+    """RFC 7644 §3.4.1; ``If-None-Match`` with the current version → 304 (§3.14)."""
     principal = await scim_principal(request, write=False)
-    return await _respond_user(request, principal.workspace_id, _user_id(request))
+    body = await user_resource(request, principal.workspace_id, _user_id(request))
+    etag = body["meta"]["version"]
+    if not_modified(request, etag):
+        return Response(status_code=304, headers={"ETag": etag})
+    from scimledger.api.listing import project
+
+    return ScimResponse(project(request, body, "User"), headers={"ETag": etag})
 
 
-def _int_param(request: Request, name: str, default: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise InvalidValue(f"{name} must be an integer") from None
+async def replace_user(request: Request) -> Response:
+    """RFC 7644 §3.5.1 PUT: every writable attribute replaced; read-only ones in the body ignored."""
+    principal = await scim_principal(request, write=True)
+    user_id = _user_id(request)
+    user = user_from_body(await json_body(request))
+    command = handlers.ReplaceUser(principal.workspace_id, user_id, user, expected_version(request))
+    await handlers.replace_user(request.app.state.store, command, scim_metadata(request, principal))
+    return await respond_user(request, principal.workspace_id, user_id)
 
 
-async def list_users(request: Request) -> Response:
-    """RFC 7644 §3.4.2: filter, startIndex (1-based, < 1 means 1) and count (default 100, max 500)."""
-    principal = await scim_principal(request, write=False)
-    params: list[object] = [principal.workspace_id]  # $1 in views.find_users
-    raw_filter = request.query_params.get("filter")
-    where = compile_filter(parse_filter(raw_filter), "User", params) if raw_filter else "TRUE"
-    start = max(1, _int_param(request, "startIndex", 1))
-    count = min(MAX_COUNT, max(0, _int_param(request, "count", DEFAULT_COUNT)))
-    pool = request.app.state.pool
-    total, rows = await views.find_users(
-        pool, where, params, order_by="u.created, u.id", limit=count, offset=start - 1
-    )
-    groups = await views.groups_of(pool, [r.id for r in rows]) if rows else {}
-    base = base_url(request)
-    page = [_render(r, groups.get(r.id, []), base) for r in rows]
-    return ScimResponse(resources.list_response(page, total, start))
+async def patch_user(request: Request) -> Response:
+    """RFC 7644 §3.5.2 PATCH: atomic; answers 200 with the resource."""
+    principal = await scim_principal(request, write=True)
+    user_id = _user_id(request)
+    operations = validate_patch_request(await json_body(request))
+    command = handlers.PatchUser(principal.workspace_id, user_id, operations, expected_version(request))
+    await handlers.patch_user(request.app.state.store, command, scim_metadata(request, principal))
+    return await respond_user(request, principal.workspace_id, user_id)
+
+
+async def delete_user(request: Request) -> Response:
+    """RFC 7644 §3.6: 204; the member is deprovisioned (history kept) and 404 afterwards."""
+    principal = await scim_principal(request, write=True)
+    command = handlers.DeprovisionUser(principal.workspace_id, _user_id(request), expected_version(request))
+    await handlers.deprovision_user(request.app.state.store, command, scim_metadata(request, principal))
+    return Response(status_code=204)

@@ -2,7 +2,8 @@
 
 DESIGN.md: a claim is saved with the resource in the same append; a second claim of the same value fails on
 the version check and becomes 409 ``uniqueness``. A released claim can be taken again (re-opened).
-Kinds: ``userName`` (case-insensitive), ``externalId`` (case-exact) and ``teamName`` (case-insensitive).
+Kinds: ``userName`` (case-insensitive), ``externalId`` (case-exact), ``teamName`` (case-insensitive) and
+``groupExternalId`` (case-exact).
 """
 
 from __future__ import annotations

@@ -19,7 +19,8 @@ class AlreadyTaken(DomainError):
     code = "uniqueness"
 
     def __init__(self, kind: str, value: str) -> None:
-        super().__init__(f"{kind} {value!r} is already in use in this workspace")
+        label = {"teamName": "displayName", "groupExternalId": "externalId"}.get(kind, kind)
+        super().__init__(f"{label} {value!r} is already in use in this workspace")
         self.kind = kind
         self.value = value
 
@@ -46,3 +47,9 @@ class InvalidCommand(DomainError):
     """The command is not valid in the aggregate's current state."""
 
     code = "invalid_command"
+
+
+class VersionMismatch(DomainError):
+    """RFC 7644 §3.14: the client's If-Match version is not the resource's current version."""
+
+    code = "precondition_failed"

@@ -378,6 +378,17 @@ class _Compiler:
         """``attr[filter]``: some value of ``attr`` matches ``filter`` (RFC 7644 §3.4.2.2)."""
         target = scope.resolve(expr.path)
         if isinstance(target, _Rows):
+            inner = expr.filter
+            if (  # emails[value eq "x"] is emails.value eq "x": same index
+                target.lower_values
+                and isinstance(inner, Compare)
+                and inner.op == "eq"
+                and isinstance(inner.value, str)
+                and inner.path.schema is None
+                and inner.path.sub_attr is None
+                and inner.path.attr.lower() == "value"
+            ):
+                return f"{target.lower_values} @> ARRAY[lower({self.param(inner.value)})]::text[]"
             return _exists(target, self.expr(expr.filter, _ElementScope(target)))
         if isinstance(target, _Object) and isinstance(scope, _RootScope):
             return self.expr(expr.filter, _QualifiedScope(scope, target.path))

@@ -1,19 +1,24 @@
-"""Reading a User from a request body (RFC 7644 §3.3, RFC 7643 §4.1).
+"""Reading User and Group bodies (RFC 7644 §3.3 create, §3.5.1 replace; RFC 7643 §4.1, §4.2, §4.3).
 
-Splits a body into ``userName``, ``active`` and the profile that is stored: read-only attributes (id, meta,
-groups) are ignored (RFC 7644 §3.3), ``schemas`` is checked, and ``password`` is dropped: it is never stored,
-logged or returned.
+A body becomes the attributes we store: names in canonical spelling, values coerced to their schema types
+(Entra's "True"/"False" strings become booleans), the enterprise extension under its URN. Read-only
+attributes (id, meta, groups) are ignored (RFC 7644 §3.3, §3.5.1); ``password`` is dropped — it is never
+stored, logged or returned; attributes the schemas don't define (e.g. an IdP's custom extension) are ignored.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
-from scimledger.scim.errors import InvalidSyntax, InvalidValue
-from scimledger.scim.resources import USER_SCHEMA
+from scimledger.scim.errors import InvalidPath, InvalidSyntax, InvalidValue
+from scimledger.scim.patch import apply_patch
+from scimledger.scim.paths import parse_attr_path
+from scimledger.scim.schemas import ENTERPRISE_USER_URN, GROUP_URN, USER_URN, canonical_path, find_attribute
 
-IGNORED = {"id", "meta", "groups", "schemas", "password", "active"}
+ResourceType = Literal["User", "Group"]
+CORE = {"User": USER_URN, "Group": GROUP_URN}
+DROPPED = {"schemas", "password"}
 
 
 @dataclass(frozen=True)
@@ -21,6 +26,13 @@ class UserInput:
     user_name: str
     active: bool
     profile: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class GroupInput:
+    display_name: str
+    external_id: str | None
+    member_ids: tuple[str, ...] | None  # None: the body had no ``members``
 
 
 def parse_bool(value: Any, name: str) -> bool:
@@ -32,17 +44,72 @@ def parse_bool(value: Any, name: str) -> bool:
     raise InvalidValue(f"{name} must be a boolean")
 
 
-def user_from_body(body: Any) -> UserInput:
-    """RFC 7644 §3.3: validate a User body and split it (see the module docstring)."""
+def _writable(resource_type: ResourceType, key: str) -> bool:
+    if key.lower() == ENTERPRISE_USER_URN.lower():
+        return resource_type == "User"
+    try:
+        path = parse_attr_path(key)
+    except InvalidPath:
+        return False
+    if canonical_path(resource_type, path) is None:
+        return False
+    attr = find_attribute(resource_type, path)
+    return attr is not None and attr.mutability != "readOnly"
+
+
+def normalise(body: Any, resource_type: ResourceType) -> dict[str, Any]:
+    """The stored form of a POST/PUT body (module docstring); ``schemas`` must name the core schema."""
     if not isinstance(body, dict):
         raise InvalidSyntax("the request body must be a JSON object")
     schemas = body.get("schemas")
-    if schemas is not None and (not isinstance(schemas, list) or USER_SCHEMA not in schemas):
-        raise InvalidSyntax(f"schemas must include {USER_SCHEMA}")
-    user_name = body.get("userName")
+    if schemas is not None and (
+        not isinstance(schemas, list) or CORE[resource_type].lower() not in {str(s).lower() for s in schemas}
+    ):
+        raise InvalidSyntax(f"schemas must include {CORE[resource_type]}")
+    value = {k: v for k, v in body.items() if k.lower() not in DROPPED and _writable(resource_type, k)}
+    start: dict[str, Any] = {"schemas": [CORE[resource_type]]}
+    if not value:
+        return {}
+    result = apply_patch(start, [{"op": "add", "value": value}], resource_type)
+    result.pop("schemas", None)
+    return result
+
+
+def user_from_body(body: Any) -> UserInput:
+    """RFC 7644 §3.3/§3.5.1: a User body split into userName, active and the stored profile."""
+    profile = normalise(body, "User")
+    user_name = profile.get("userName")
     if not isinstance(user_name, str) or not user_name.strip():
         raise InvalidValue("userName is required and must be a non-empty string")
-    active = parse_bool(body.get("active", True), "active")
-    profile = {k: v for k, v in body.items() if k not in IGNORED and v is not None}
+    active = profile.pop("active", True)
     profile["userName"] = user_name.strip()
-    return UserInput(user_name=user_name.strip(), active=active, profile=profile)
+    return UserInput(user_name=user_name.strip(), active=bool(active), profile=profile)
+
+
+def member_ids(members: Any) -> tuple[str, ...]:
+    """The ``value`` of each member object (RFC 7643 §4.2); ``$ref``/``display``/``type`` are ignored."""
+    if not isinstance(members, list):
+        raise InvalidValue("members must be a list")
+    ids: list[str] = []
+    for member in members:
+        if not isinstance(member, dict) or not isinstance(member.get("value"), str) or not member["value"]:
+            raise InvalidValue("each member must be an object with a string value")
+        ids.append(member["value"])
+    return tuple(dict.fromkeys(ids))
+
+
+def group_from_body(body: Any) -> GroupInput:
+    """RFC 7644 §3.3/§3.5.1: a Group body: displayName (required), externalId, members."""
+    if isinstance(body, dict):
+        members = next((v for k, v in body.items() if k.lower() == "members"), None)
+        has_members = any(k.lower() == "members" for k in body)
+        body = {k: v for k, v in body.items() if k.lower() != "members"}
+    else:
+        members, has_members = None, False
+    attributes = normalise(body, "Group")
+    display_name = attributes.get("displayName")
+    if not isinstance(display_name, str) or not display_name.strip():
+        raise InvalidValue("displayName is required and must be a non-empty string")
+    external_id = attributes.get("externalId")
+    ids = member_ids(members if members is not None else []) if has_members else None
+    return GroupInput(display_name=display_name, external_id=external_id, member_ids=ids)
