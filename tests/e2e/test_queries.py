@@ -161,3 +161,18 @@ async def test_discovery_needs_no_token(client: httpx.AsyncClient) -> None:
     assert "urn:ietf:params:scim:schemas:core:2.0:User" in {s["id"] for s in schemas["Resources"]}
     one = await client.get("/scim/v2/Schemas/urn:ietf:params:scim:schemas:core:2.0:Group")
     assert one.status_code == 200 and one.json()["name"] == "Group"
+
+
+async def test_root_search_filter_of_one_type_matches_only_that_type(
+    client: httpx.AsyncClient, workspace: Workspace
+) -> None:
+    await client.post("/scim/v2/Users", json={"userName": "only@example.com"}, headers=workspace.auth)
+    await client.post("/scim/v2/Groups", json={"displayName": "Only team"}, headers=workspace.auth)
+    body = {"schemas": [SEARCH], "filter": 'userName eq "only@example.com"'}
+    response = await client.post("/scim/v2/.search", json=body, headers=workspace.auth)
+    assert response.status_code == 200, response.text
+    assert [r["userName"] for r in response.json()["Resources"]] == ["only@example.com"]
+    bad = await client.post(
+        "/scim/v2/.search", json={"schemas": [SEARCH], "filter": 'nope eq "x"'}, headers=workspace.auth
+    )
+    assert bad.status_code == 400 and bad.json()["scimType"] == "invalidFilter"

@@ -10,6 +10,7 @@ added or removed during the walk.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
@@ -23,7 +24,7 @@ from scimledger.api.requests import base_url, json_body
 from scimledger.api.responses import ScimResponse
 from scimledger.scim import attributes as attrs
 from scimledger.scim import listing
-from scimledger.scim.errors import InvalidCursor, InvalidValue
+from scimledger.scim.errors import InvalidCursor, InvalidFilter, InvalidValue
 from scimledger.scim.filter import parse_filter
 from scimledger.scim.filter_sql import compile_filter, compile_sort
 
@@ -60,7 +61,9 @@ def _cursor_secret(request: Request) -> bytes:
 
 
 def _query_key(query: listing.ListQuery) -> str:
-    return hashlib.sha256(f"{query.filter}|{query.sort_by}|{query.sort_order}".encode()).hexdigest()[:16]
+    """RFC 9865 §2: every parameter but the cursor stays the same across the pages of one walk."""
+    key = (query.filter, query.sort_by, query.sort_order, query.count, query.attributes, query.excluded_attributes)
+    return hashlib.sha256(repr(key).encode()).hexdigest()[:16]
 
 
 async def run_query(
@@ -160,33 +163,40 @@ async def search_groups(request: Request) -> Response:
     return ScimResponse(await run_query(request, "Group", query))
 
 
+async def _total_or_none(
+    request: Request, resource_type: ResourceType, query: listing.ListQuery
+) -> int | None:
+    """The total for ``query``, or None when its filter names attributes this type doesn't have."""
+    try:
+        total: int = (await run_query(request, resource_type, query))["totalResults"]
+    except InvalidFilter:
+        return None
+    return total
+
+
 async def search_root(request: Request) -> Response:
-    """RFC 7644 §3.4.3: ``POST /.search`` across resource types: Users then Groups, one total order."""
+    """RFC 7644 §3.4.3 ``POST /.search`` across resource types: Users, then Groups, one total order.
+
+    A filter may name attributes of one type only (``userName``): the other type then matches nothing;
+    a filter valid for neither is ``invalidFilter``."""
     query = listing.query_from_search_body(await json_body(request))
     if query.cursor is not None:
         raise InvalidValue("cursor pagination is supported on /Users and /Groups, not on /.search")
-    everything = listing.ListQuery(
-        filter=query.filter,
-        sort_by=None,
-        sort_order=query.sort_order,
-        start_index=1,
-        count=0,
-        attributes=query.attributes,
-        excluded_attributes=query.excluded_attributes,
-        cursor=None,
-    )
-    users_total = (await run_query(request, "User", everything))["totalResults"]
-    groups_total = (await run_query(request, "Group", everything))["totalResults"]
-    start, count = query.start_index, query.count
+    totals_only = replace(query, sort_by=None, start_index=1, count=0)
+    totals = {t: await _total_or_none(request, t, totals_only) for t in ("User", "Group")}
+    if all(v is None for v in totals.values()):
+        await run_query(request, "User", totals_only)  # raises the User filter's error
     resources: list[dict[str, Any]] = []
-    if start <= users_total and count > 0:
-        page = listing.ListQuery(**{**query.__dict__, "start_index": start, "count": count, "sort_by": None})
-        resources += (await run_query(request, "User", page))["Resources"]
-    remaining = count - len(resources)
-    group_start = max(1, start - users_total)
-    if remaining > 0 and group_start <= groups_total:
-        page = listing.ListQuery(
-            **{**query.__dict__, "start_index": group_start, "count": remaining, "sort_by": None}
-        )
-        resources += (await run_query(request, "Group", page))["Resources"]
-    return ScimResponse(listing.list_response(resources, users_total + groups_total, start_index=start))
+    skip, wanted = query.start_index - 1, query.count
+    for resource_type in ("User", "Group"):
+        total = totals[resource_type] or 0
+        if wanted <= 0 or skip >= total:
+            skip = max(0, skip - total)
+            continue
+        page = replace(query, sort_by=None, start_index=skip + 1, count=wanted)
+        found = (await run_query(request, resource_type, page))["Resources"]
+        resources += found
+        wanted -= len(found)
+        skip = 0
+    grand_total = sum(v or 0 for v in totals.values())
+    return ScimResponse(listing.list_response(resources, grand_total, start_index=query.start_index))
