@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 
 from projections.base import Envelope
+from scimledger.domain.member import holds_seat
 
 name = "scim_users"
 tables = ("scim_users",)
@@ -63,7 +64,7 @@ async def apply(conn: asyncpg.Connection, env: Envelope) -> None:
             e.status,
             e.role,
             e.managed_by,
-            e.status == "active",
+            holds_seat(e.status),
             emails,
             e.profile,
             e.timestamp,
@@ -91,7 +92,7 @@ async def apply(conn: asyncpg.Connection, env: Envelope) -> None:
             e.originator_id,
             status,
             is_active(status),
-            status == "active",
+            holds_seat(status),
             e.timestamp,
             e.originator_version,
         )

@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from projections.runner import CatchUpRunner
 from scimledger import pg
-from scimledger.api import discovery, errors, listing, scim_groups, scim_users
+from scimledger.api import bulk, discovery, errors, listing, scim_groups, scim_users
 from scimledger.config import Settings
 from scimledger.store.event_store import EventStore
 
@@ -42,6 +42,7 @@ def routes() -> list[Route]:
         Route(f"{scim}/Groups/{{id}}", scim_groups.patch_group, methods=["PATCH"]),
         Route(f"{scim}/Groups/{{id}}", scim_groups.delete_group, methods=["DELETE"]),
         Route(f"{scim}/.search", listing.search_root, methods=["POST"]),
+        Route(f"{scim}/Bulk", bulk.bulk_request, methods=["POST"]),
     ]
 
 

@@ -406,3 +406,17 @@ def test_rfc_user_example(expr: Expr, expected: bool) -> None:
         "meta": {"lastModified": "2011-05-13T04:42:34Z"},
     }
     assert matches(expr, user) is expected
+
+
+def test_entra_value_path_with_sub_attribute_comparison() -> None:
+    """Microsoft Entra: ``emails[type eq "work"].value eq "x"`` means both conditions on one email."""
+    from scimledger.scim.filter import And, Compare, ValuePath, matches, parse_filter
+    from scimledger.scim.paths import AttrPath
+
+    expr = parse_filter('emails[type eq "work"].value eq "a@x.com"')
+    assert expr == ValuePath(
+        AttrPath(None, "emails"),
+        And(Compare(AttrPath(None, "type"), "eq", "work"), Compare(AttrPath(None, "value"), "eq", "a@x.com")),
+    )
+    assert matches(expr, {"emails": [{"type": "work", "value": "a@x.com"}]})
+    assert not matches(expr, {"emails": [{"type": "home", "value": "a@x.com"}]})

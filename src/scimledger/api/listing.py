@@ -62,7 +62,14 @@ def _cursor_secret(request: Request) -> bytes:
 
 def _query_key(query: listing.ListQuery) -> str:
     """RFC 9865 §2: every parameter but the cursor stays the same across the pages of one walk."""
-    key = (query.filter, query.sort_by, query.sort_order, query.count, query.attributes, query.excluded_attributes)
+    key = (
+        query.filter,
+        query.sort_by,
+        query.sort_order,
+        query.count,
+        query.attributes,
+        query.excluded_attributes,
+    )
     return hashlib.sha256(repr(key).encode()).hexdigest()[:16]
 
 

@@ -17,6 +17,10 @@ from scimledger.domain.errors import InvalidCommand
 ROLES = ("member", "admin")
 
 
+def holds_seat(status: str) -> bool:
+    return status in ("active", "invited")
+
+
 def role_from_values(values: list[str]) -> str:
     """Seed 000: ``admin`` or ``member`` (case-insensitive); unrecognised means member; admin wins."""
     return "admin" if any(v.strip().lower() == "admin" for v in values) else "member"
@@ -64,6 +68,7 @@ class Member(Aggregate):
         self.role = role
         self.managed_by = managed_by
         self.status = status
+        self.link_requested = False
 
     @classmethod
     def start(cls, how: type[Created], member_id: UUID, **kwargs: Any) -> Member:
@@ -76,8 +81,14 @@ class Member(Aggregate):
 
     @property
     def has_seat(self) -> bool:
-        """Seed 000: an active member holds a seat; invited, suspended and deprovisioned ones do not."""
-        return self.status == "active"
+        """Seed 000: an active member holds a seat, and an invited one has a seat reserved; suspended and
+        deprovisioned members hold none."""
+        return holds_seat(self.status)
+
+    @property
+    def is_active_admin(self) -> bool:
+        """Counts for last-admin protection: an active member with the admin role."""
+        return self.status == "active" and self.role == "admin"
 
     @property
     def visible(self) -> bool:
@@ -113,6 +124,21 @@ class Member(Aggregate):
     @event("ManagementChanged", topic="MemberManagementChanged")
     def _change_manager(self, managed_by: str) -> None:
         self.managed_by = managed_by
+        self.link_requested = False
+
+    def request_link(self) -> None:
+        """Seed 000 + issue 4: an IdP provisions a person this workspace manages in the app, through a domain
+        that is not verified: the person must accept before the IdP manages them."""
+        if not self.link_requested and self.managed_by != "idp":
+            self._request_link()
+
+    @event("LinkRequested", topic="MemberLinkRequested")
+    def _request_link(self) -> None:
+        self.link_requested = True
+
+    def accept_link(self) -> None:
+        if self.link_requested:
+            self._change_manager(managed_by="idp")
 
     def suspend(self, reason: str) -> None:
         if self.status in ("suspended", "deprovisioned"):

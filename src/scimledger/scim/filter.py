@@ -191,7 +191,14 @@ class _Parser:
     def attr_expr(self, path: AttrPath) -> Expr:
         token = self.next("an operator")
         if token.kind == "[":
-            return ValuePath(path, self.group("]", self.value_filter))
+            inner = self.group("]", self.value_filter)
+            after = self.peek()
+            if after is not None and after.kind == "word" and len(after.text) > 1 and after.text[0] == ".":
+                # Microsoft Entra sends emails[type eq "work"].value eq "x", outside RFC 7644's grammar:
+                # read it as emails[type eq "work" and value eq "x"].
+                self.pos += 1
+                inner = And(inner, self.attr_expr(AttrPath(None, after.text[1:])))
+            return ValuePath(path, inner)
         op = token.text.lower()
         if token.kind != "word" or (op != "pr" and op not in COMPARE_OPS):
             raise InvalidFilter(f"unknown operator {token.text!r} at position {token.at}")

@@ -17,9 +17,11 @@ from eventsourcing.domain import Aggregate, Snapshot
 from eventsourcing.persistence import Mapper
 
 from projections import INLINE, Envelope
+from scimledger.domain import Workspace
 from scimledger.domain.base import replay
 from scimledger.store import recorder
 from scimledger.store.mapper import build_mapper
+from scimledger.store.workspace_cache import WorkspaceCache
 
 A = TypeVar("A", bound=Aggregate)
 SNAPSHOT_EVERY = 50
@@ -57,6 +59,7 @@ class EventStore:
     def __init__(self, pool: asyncpg.Pool, mapper: Mapper[Any] | None = None) -> None:
         self.pool = pool
         self.mapper = mapper or build_mapper()
+        self.workspaces = WorkspaceCache(lambda workspace_id: self.load(Workspace, workspace_id))
 
     async def load_many(self, stream_ids: Iterable[UUID]) -> dict[UUID, Any]:
         """The current state of each existing stream (snapshot + later events), in one round trip."""
