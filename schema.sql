@@ -76,6 +76,10 @@ DECLARE
     v_positions bigint[] := '{}';
     i           integer;
 BEGIN
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        -- max(position) and the chain head must be read after the lock, from a fresh snapshot.
+        RAISE EXCEPTION 'scimledger_append needs READ COMMITTED isolation';
+    END IF;
     PERFORM pg_advisory_xact_lock(7243002);
     v_position := coalesce((SELECT max(position) FROM events), 0);
     v_prev := coalesce(
@@ -228,6 +232,7 @@ CREATE TABLE IF NOT EXISTS scim_group_members (
     PRIMARY KEY (group_id, member_id)
 );
 CREATE INDEX IF NOT EXISTS scim_group_members_member ON scim_group_members (member_id);
+ALTER TABLE scim_group_members ADD COLUMN IF NOT EXISTS display text;  -- members.display as the IdP set it
 
 -- projections/outbox.py (lagging, catch-up runner): notifications to send, exactly once per event.
 CREATE TABLE IF NOT EXISTS outbox (

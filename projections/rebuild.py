@@ -82,6 +82,7 @@ async def rebuild(
         tx = conn.transaction()
         await tx.start()
         try:
+            await conn.execute("SET LOCAL lock_timeout = '60s'")  # fail loudly rather than wait forever
             await conn.execute("SELECT pg_advisory_xact_lock($1)", APPEND_LOCK)
             mapper = build_mapper()
             for projection in LAGGING:  # bring the live lagging tables to the head first

@@ -40,12 +40,13 @@ async def apply(conn: asyncpg.Connection, env: Envelope) -> None:
         return
     if kind == "TeamMemberAdded":
         await conn.execute(
-            """INSERT INTO scim_group_members (group_id, member_id, workspace_id, added)
-               VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING""",
+            """INSERT INTO scim_group_members (group_id, member_id, workspace_id, added, display)
+               VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING""",
             e.team_id,
             e.member_id,
             env.workspace_id,
             e.timestamp,
+            e.display,
         )
         return
     if kind == "TeamMemberRemoved":

@@ -7,7 +7,9 @@ import logging
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from projections.runner import CatchUpRunner
 from scimledger import pg
@@ -46,6 +48,19 @@ def routes() -> list[Route]:
     ]
 
 
+class IgnoreTrailingSlash:
+    """``/Users/`` is ``/Users``: SCIM clients get the resource, not a redirect they may not follow."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and len(path) > 1 and path.endswith("/"):
+            scope = {**scope, "path": path.rstrip("/") or "/"}
+        await self.app(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None, *, run_lagging: bool = True) -> Starlette:
     """The ASGI app. ``run_lagging`` starts the catch-up runner for lagging projections (outbox)."""
     settings = settings or Settings.from_env()
@@ -68,7 +83,12 @@ def create_app(settings: Settings | None = None, *, run_lagging: bool = True) ->
                 await runner.stop()
             await pool.close()
 
-    app = Starlette(routes=routes(), exception_handlers=errors.HANDLERS, lifespan=lifespan)
+    app = Starlette(
+        routes=routes(),
+        middleware=[Middleware(IgnoreTrailingSlash)],
+        exception_handlers=errors.HANDLERS,
+        lifespan=lifespan,
+    )
     app.state.settings = settings
     app.state.cursor_secret = settings.cursor_secret()
     return app

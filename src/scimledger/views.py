@@ -170,9 +170,10 @@ async def get_group(
 async def members_for_groups(
     conn: asyncpg.Pool | asyncpg.Connection, group_ids: list[UUID]
 ) -> dict[UUID, list[dict[str, Any]]]:
-    """RFC 7643 §4.2 ``members`` of each group: value, display (displayName, else userName), type."""
+    """RFC 7643 §4.2 ``members`` of each group: value, display (as the IdP set it, else the user's
+    displayName, else userName)."""
     rows = await conn.fetch(
-        """SELECT m.group_id, u.id, coalesce(u.display_name, u.user_name) AS display
+        """SELECT m.group_id, u.id, coalesce(m.display, u.display_name, u.user_name) AS display
              FROM scim_group_members m JOIN scim_users u ON u.id = m.member_id
             WHERE m.group_id = ANY($1::uuid[]) ORDER BY m.group_id, m.added, u.id""",
         group_ids,

@@ -197,3 +197,28 @@ async def test_bad_patch_is_400_and_atomic(client: httpx.AsyncClient, workspace:
     assert response.json()["scimType"] == "invalidPath"
     assert await events(app) == before
     assert "title" not in (await client.get(f"/scim/v2/Users/{user['id']}", headers=workspace.auth)).json()
+
+
+async def test_patch_remove_active_leaves_it_unassigned_and_keeps_access(
+    client: httpx.AsyncClient, workspace: Workspace, app: Any
+) -> None:
+    """RFC 7644 §3.5.2.2: a removed attribute is unassigned; it neither suspends nor reactivates."""
+    user = await create(client, workspace, "unassigned@example.com")
+    response = await client.patch(
+        f"/scim/v2/Users/{user['id']}", json=patch({"op": "remove", "path": "active"}), headers=workspace.auth
+    )
+    assert response.status_code == 200
+    assert "active" not in response.json()
+    status = await app.state.pool.fetchval("SELECT status FROM scim_users WHERE id = $1", user["id"])
+    assert status == "active"
+
+
+async def test_extension_value_carrying_schemas_is_accepted(client: httpx.AsyncClient, workspace: Workspace) -> None:
+    user = await create(client, workspace, "ext@example.com")
+    response = await client.patch(
+        f"/scim/v2/Users/{user['id']}",
+        json=patch({"op": "add", "path": ENTERPRISE, "value": {"schemas": [ENTERPRISE], "employeeNumber": "7"}}),
+        headers=workspace.auth,
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()[ENTERPRISE] == {"employeeNumber": "7"}

@@ -150,7 +150,7 @@ class LoopThread:
             self._thread.join()
 
 
-class _Facade(Recorder):
+class RecorderFacade(Recorder):
     """What all the facades share: the loop thread, the pool, error mapping and the write path."""
 
     def __init__(
@@ -210,7 +210,7 @@ class _Facade(Recorder):
         except TimeoutError:
             self.pool.terminate()
 
-    def __enter__(self) -> _Facade:
+    def __enter__(self) -> RecorderFacade:
         return self
 
     def __exit__(
@@ -250,7 +250,7 @@ async def _insert_tracking(conn: asyncpg.Connection, tracking: Tracking) -> None
         )
 
 
-class FacadeAggregateRecorder(_Facade, AggregateRecorder):
+class FacadeAggregateRecorder(RecorderFacade, AggregateRecorder):
     """``AggregateRecorder``: ``insert_events`` appends and returns None, as the interface's contract says."""
 
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
@@ -258,7 +258,7 @@ class FacadeAggregateRecorder(_Facade, AggregateRecorder):
         return None
 
 
-class FacadeApplicationRecorder(_Facade, ApplicationRecorder):
+class FacadeApplicationRecorder(RecorderFacade, ApplicationRecorder):
     """``ApplicationRecorder``: the log's positions are the notification ids."""
 
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
@@ -291,7 +291,7 @@ class FacadeApplicationRecorder(_Facade, ApplicationRecorder):
         return subscription
 
 
-class FacadeTrackingRecorder(_Facade, TrackingRecorder):
+class FacadeTrackingRecorder(RecorderFacade, TrackingRecorder):
     """``TrackingRecorder`` over ``projection_tracking`` (application name = projection name)."""
 
     def insert_tracking(self, tracking: Tracking) -> None:

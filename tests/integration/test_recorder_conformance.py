@@ -30,10 +30,10 @@ from tests.integration.recorder_facade import (
     FacadeApplicationRecorder,
     FacadeProcessRecorder,
     FacadeTrackingRecorder,
-    _Facade,
+    RecorderFacade,
 )
 
-F = TypeVar("F", bound=_Facade)
+F = TypeVar("F", bound=RecorderFacade)
 
 
 def _library_cases() -> types.ModuleType:
@@ -65,7 +65,7 @@ class FreshDatabase:
     """Mixin for the library's ``unittest.TestCase`` classes: a fresh database per test, and cleanup."""
 
     database_url: str
-    _facades: list[_Facade]
+    _facades: list[RecorderFacade]
 
     @pytest.fixture(autouse=True)
     def _fresh_database(self, database_url: str) -> Iterator[None]:

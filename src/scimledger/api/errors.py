@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 
+import asyncpg
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -74,6 +75,15 @@ async def on_http_error(request: Request, exc: Exception) -> Response:
     return _render(request, error, "not_found" if exc.status_code == 404 else str(exc.status_code))
 
 
+async def on_bad_data(request: Request, exc: Exception) -> Response:
+    """PostgreSQL class 22 (data exception): a value the client sent cannot be stored or compared (a NUL
+    character, an out-of-range number). Nothing was written: the transaction rolled back."""
+    log.info("data exception on %s %s: %s", request.method, request.url.path, exc)
+    return _render(
+        request, scim.InvalidValue(f"a value in the request cannot be used: {exc}"), "invalid_value"
+    )
+
+
 async def on_unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unexpected error on %s %s", request.method, request.url.path)
     error = scim.ScimError("internal server error")
@@ -86,5 +96,6 @@ HANDLERS = {
     DomainError: on_domain_error,
     VersionConflict: on_conflict,
     HTTPException: on_http_error,
+    asyncpg.DataError: on_bad_data,
     Exception: on_unexpected,
 }

@@ -26,13 +26,22 @@ def render(row: views.UserRow, groups: list[dict[str, Any]], base: str) -> dict[
     return resources.render_user(
         user_id=str(row.id),
         profile=row.resource,
-        active=row.active,
+        active=scim_active(row),
         groups=groups,
         created=row.created,
         last_modified=row.last_modified,
         version=row.version,
         base_url=base,
     )
+
+
+def scim_active(row: views.UserRow) -> bool | None:
+    """SCIM ``active``: false while suspended; unassigned (None) after a client removed it; else true."""
+    if row.status == "suspended":
+        return False
+    if "active" in row.resource and row.resource["active"] is None:
+        return None
+    return True
 
 
 def _user_id(request: Request) -> UUID:

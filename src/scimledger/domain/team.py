@@ -76,16 +76,30 @@ class Membership(Aggregate):
     TOPIC = "Membership"
 
     @event("Created", topic="TeamMemberAdded")
-    def __init__(self, workspace_id: str, team_id: str, member_id: str) -> None:
+    def __init__(self, workspace_id: str, team_id: str, member_id: str, display: str | None = None) -> None:
         self.workspace_id = workspace_id
         self.team_id = team_id
         self.member_id = member_id
+        self.display = display
         self.present = True
 
     @classmethod
-    def add(cls, existing: Membership | None, workspace_id: str, team_id: str, member_id: str) -> Membership:
-        """Add ``member_id`` to the team; a no-op (no event) when already present."""
-        kwargs = {"workspace_id": workspace_id, "team_id": team_id, "member_id": member_id}
+    def add(
+        cls,
+        existing: Membership | None,
+        workspace_id: str,
+        team_id: str,
+        member_id: str,
+        display: str | None = None,
+    ) -> Membership:
+        """Add ``member_id`` to the team; a no-op (no event) when already present. ``display`` is the name the
+        IdP gave the member (SCIM ``members.display``, immutable: kept as first set)."""
+        kwargs = {
+            "workspace_id": workspace_id,
+            "team_id": team_id,
+            "member_id": member_id,
+            "display": display,
+        }
         if existing is None:
             new_id = membership_id(UUID(team_id), UUID(member_id))
             return cls._create(cls.Created, id=new_id, **kwargs)

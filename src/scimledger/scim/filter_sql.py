@@ -40,6 +40,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Literal, TypeAlias
 
@@ -428,7 +429,7 @@ class _Compiler:
                 raise InvalidFilter(f"{name!r} is boolean: only eq/ne true or false")
             return f"{column.sql} = {self.param(flag)}"
         if kind == "dateTime":
-            when = parse_datetime(value) if isinstance(value, str) else None
+            when = _in_utc(parse_datetime(value)) if isinstance(value, str) else None
             if op not in _SQL_OPS or when is None:
                 raise InvalidFilter(f"{name!r} is a dateTime: compare with an xsd:dateTime string")
             return f"{column.sql} {_SQL_OPS[op]} {self.param(when)}::timestamptz"
@@ -460,3 +461,13 @@ class _Compiler:
         except ValueError:
             return "FALSE"
         return f"{sql} = {self.param(parsed)}::uuid"
+
+
+def _in_utc(when: datetime | None) -> datetime | None:
+    """The instant in UTC, or None when it falls outside what a datetime can hold (year 1..9999)."""
+    if when is None:
+        return None
+    try:
+        return when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
+    except (OverflowError, ValueError):
+        return None

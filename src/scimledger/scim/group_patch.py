@@ -13,19 +13,20 @@ operations become adds and removes of member ids, and only ``replace`` of the wh
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from scimledger.scim.errors import InvalidPath, InvalidValue
 from scimledger.scim.filter import Compare, Expr, Or
 from scimledger.scim.paths import parse_patch_path
-from scimledger.scim.users import member_ids
+from scimledger.scim.users import member_displays, member_ids
 
 
 @dataclass(frozen=True)
 class MemberChange:
     kind: Literal["add", "remove", "replace", "remove_all"]
     ids: tuple[str, ...] = ()
+    displays: dict[str, str] = field(default_factory=dict)
 
 
 def _ids_of_value_filter(expr: Expr) -> list[str]:
@@ -60,7 +61,8 @@ def split(operations: list[dict[str, Any]]) -> tuple[list[MemberChange], list[di
                 if key is not None:
                     rest = {k: v for k, v in value.items() if k != key}
                     kind: Literal["add", "replace"] = "replace" if op == "replace" else "add"
-                    changes.append(MemberChange(kind, member_ids(value[key] or [])))
+                    members = value[key] or []
+                    changes.append(MemberChange(kind, member_ids(members), member_displays(members)))
                     if rest:
                         others.append({**operation, "value": rest})
                     continue
@@ -86,11 +88,9 @@ def split(operations: list[dict[str, Any]]) -> tuple[list[MemberChange], list[di
         elif op == "add":
             if value is None:
                 raise InvalidValue("add of members needs a value")
-            changes.append(MemberChange("add", member_ids(value if isinstance(value, list) else [value])))
+            listed = value if isinstance(value, list) else [value]
+            changes.append(MemberChange("add", member_ids(listed), member_displays(listed)))
         else:
-            changes.append(
-                MemberChange(
-                    "replace", member_ids(value if isinstance(value, list) else [value] if value else [])
-                )
-            )
+            listed = value if isinstance(value, list) else [value] if value else []
+            changes.append(MemberChange("replace", member_ids(listed), member_displays(listed)))
     return changes, others

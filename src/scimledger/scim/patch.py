@@ -168,7 +168,8 @@ class _Patcher:
             self.sync_extension_schema()
         elif isinstance(value, dict):
             for key, item in value.items():
-                self.apply(op, f"{_ENTERPRISE}:{key}", item)
+                if not _same_name(key, "schemas"):  # the resource's, not an extension attribute
+                    self.apply(op, f"{_ENTERPRISE}:{key}", item)
         else:
             raise InvalidValue(f"{_ENTERPRISE} must be given a JSON object")
 

@@ -42,20 +42,22 @@ def render_user(
     *,
     user_id: str,
     profile: dict[str, Any],
-    active: bool,
+    active: bool | None,
     groups: list[dict[str, Any]],
     created: datetime,
     last_modified: datetime,
     version: int,
     base_url: str,
 ) -> dict[str, Any]:
-    """RFC 7643 §4.1: a User with its computed ``groups`` (read-only) and ``active``."""
+    """RFC 7643 §4.1: a User with its computed ``groups`` (read-only); ``active`` None is unassigned."""
     schemas = [USER_SCHEMA]
     if ENTERPRISE_SCHEMA in profile:
         schemas.append(ENTERPRISE_SCHEMA)
     out: dict[str, Any] = {"schemas": schemas, "id": user_id}
     out.update(profile)
-    out["active"] = active
+    out.pop("active", None)
+    if active is not None:
+        out["active"] = active
     if groups:
         out["groups"] = groups
     out["meta"] = meta("User", created, last_modified, f"{base_url}/Users/{user_id}", version)

@@ -8,7 +8,7 @@ stored, logged or returned; attributes the schemas don't define (e.g. an IdP's c
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from scimledger.scim.errors import InvalidPath, InvalidSyntax, InvalidValue
@@ -23,8 +23,11 @@ DROPPED = {"schemas", "password"}
 
 @dataclass(frozen=True)
 class UserInput:
+    """``active`` None means unassigned (RFC 7643 §2.5); only that is kept in ``profile``
+    (``"active": null``), since true/false is the member's status, recorded by its own events."""
+
     user_name: str
-    active: bool
+    active: bool | None
     profile: dict[str, Any]
 
 
@@ -33,6 +36,7 @@ class GroupInput:
     display_name: str
     external_id: str | None
     member_ids: tuple[str, ...] | None  # None: the body had no ``members``
+    member_displays: dict[str, str] = field(default_factory=dict)
 
 
 def parse_bool(value: Any, name: str) -> bool:
@@ -75,15 +79,19 @@ def normalise(body: Any, resource_type: ResourceType) -> dict[str, Any]:
     return result
 
 
-def user_from_body(body: Any) -> UserInput:
-    """RFC 7644 §3.3/§3.5.1: a User body split into userName, active and the stored profile."""
+def user_from_body(body: Any, *, default_active: bool | None = True) -> UserInput:
+    """RFC 7644 §3.3/§3.5.1: a User body as userName, active and the stored profile. POST and PUT default
+    ``active`` to true (seed 004: "defaults to true on creation"); after a PATCH that removed it, it stays
+    unassigned (``default_active=None``, RFC 7644 §3.5.2.2)."""
     profile = normalise(body, "User")
     user_name = profile.get("userName")
     if not isinstance(user_name, str) or not user_name.strip():
         raise InvalidValue("userName is required and must be a non-empty string")
-    active = profile.pop("active", True)
+    active = profile.pop("active") if "active" in profile else default_active
+    if active is None:
+        profile["active"] = None
     profile["userName"] = user_name.strip()
-    return UserInput(user_name=user_name.strip(), active=bool(active), profile=profile)
+    return UserInput(user_name=user_name.strip(), active=active, profile=profile)
 
 
 def member_ids(members: Any) -> tuple[str, ...]:
@@ -96,6 +104,17 @@ def member_ids(members: Any) -> tuple[str, ...]:
             raise InvalidValue("each member must be an object with a string value")
         ids.append(member["value"])
     return tuple(dict.fromkeys(ids))
+
+
+def member_displays(members: Any) -> dict[str, str]:
+    """The ``display`` a client gave each member: immutable, so kept as set on creation (RFC 7643 §2.2)."""
+    if not isinstance(members, list):
+        return {}
+    return {
+        m["value"]: m["display"]
+        for m in members
+        if isinstance(m, dict) and isinstance(m.get("value"), str) and isinstance(m.get("display"), str)
+    }
 
 
 def group_from_body(body: Any) -> GroupInput:
@@ -112,4 +131,9 @@ def group_from_body(body: Any) -> GroupInput:
         raise InvalidValue("displayName is required and must be a non-empty string")
     external_id = attributes.get("externalId")
     ids = member_ids(members if members is not None else []) if has_members else None
-    return GroupInput(display_name=display_name, external_id=external_id, member_ids=ids)
+    return GroupInput(
+        display_name=display_name,
+        external_id=external_id,
+        member_ids=ids,
+        member_displays=member_displays(members),
+    )

@@ -67,6 +67,8 @@ async def append(
             metadata,
         )
     except asyncpg.UniqueViolationError as error:
+        if error.constraint_name != "events_stream_version_key":
+            raise
         match = _KEY.search(error.detail or "")
         raise VersionConflict(UUID(match.group(1)) if match else None) from error
     return list(positions)

@@ -1,0 +1,335 @@
+"""User commands: provision, replace, patch, deprovision (RFC 7644 §3.3, §3.5, §3.6; seed 000)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID, uuid4
+
+from scimledger import views
+from scimledger.domain import Member, Person, UniquenessClaim, Workspace
+from scimledger.domain.access import Before, reconcile, touches_workspace
+from scimledger.domain.errors import AlreadyTaken, UnknownResource
+from scimledger.domain.ids import membership_id
+from scimledger.domain.member import role_from_values
+from scimledger.handlers.common import check_version, claim_changes, claim_conflict, claim_ids, with_retry
+from scimledger.scim.patch import apply_patch
+from scimledger.scim.schemas import ENTERPRISE_USER_URN, USER_URN
+from scimledger.scim.users import UserInput, user_from_body
+from scimledger.store.event_store import EventStore, Metadata
+from scimledger.store.recorder import VersionConflict
+
+
+# --- provision (RFC 7644 §3.3) ---
+@dataclass(frozen=True)
+class ProvisionUser:
+    """RFC 7644 §3.3: create a User. ``profile`` holds the SCIM attributes (no password)."""
+
+    workspace_id: UUID
+    user_name: str
+    profile: dict[str, Any] = field(default_factory=dict)
+    active: bool | None = True
+
+
+def _roles(profile: dict[str, Any]) -> list[str]:
+    roles = profile.get("roles")
+    if not isinstance(roles, list):
+        return []
+    return [r["value"] for r in roles if isinstance(r, dict) and isinstance(r.get("value"), str)]
+
+
+async def provision_user(store: EventStore, cmd: ProvisionUser, meta: Metadata) -> UUID:
+    """RFC 7644 §3.3 create, with the workspace rules of seed 000:
+
+    - a userName in a verified domain is added directly (MemberProvisioned, or MemberLinked when the person
+      already exists); otherwise the person is invited (MemberInvited) and joins on accepting;
+    - the member takes a seat (an invite reserves one): NoFreeSeat without one, unless automatic seat
+      assignment buys it; ``roles`` containing admin makes an admin;
+    - a userName held by an app-managed member of this workspace links that member (see ``_adopt``);
+      one held by an IdP-managed member is 409 ``uniqueness``.
+    """
+    ws = cmd.workspace_id
+    external_id = cmd.profile.get("externalId")
+    user_claim = UniquenessClaim.id_for(ws, "userName", cmd.user_name)
+    wanted = {user_claim: ("userName", cmd.user_name)}
+    if isinstance(external_id, str):
+        wanted[UniquenessClaim.id_for(ws, "externalId", external_id)] = ("externalId", external_id)
+    member_id = uuid4()
+    person_key = Person.id_for(cmd.user_name)
+    role = role_from_values(_roles(cmd.profile))
+
+    async def attempt() -> UUID:
+        async with store.workspaces.hold(ws) as workspace:
+            loaded = await store.load_many([person_key, *wanted])
+            holder = await _claim_holder(store, loaded.get(user_claim))
+            if holder is not None:
+                if holder.managed_by == "idp":
+                    raise AlreadyTaken("userName", cmd.user_name)
+                return await _adopt(store, workspace, holder, cmd, loaded, wanted, meta)
+            claims = [
+                UniquenessClaim.take(loaded.get(claim_id), ws, kind, value, str(member_id))
+                for claim_id, (kind, value) in wanted.items()
+            ]
+            person = loaded.get(person_key)
+            changed: list[Any] = []
+            if person is None:
+                person = Person.register(cmd.user_name)
+                changed.append(person)
+            how, status = _how_to_add(workspace, cmd.user_name, person_is_new=bool(changed))
+            member = Member.start(
+                how,
+                member_id,
+                workspace_id=str(ws),
+                person_id=str(person.id),
+                user_name=cmd.user_name,
+                profile=cmd.profile,
+                role=role,
+                managed_by="idp",
+                status=status,
+            )
+            if cmd.active is False:
+                member.suspend(reason="provisioned inactive")
+            reconcile(workspace, member, Before.of(None))
+            try:
+                await store.save(ws, [workspace, *changed, member, *claims], meta)
+            except VersionConflict as error:
+                claim_conflict(error, wanted)
+                raise
+            return member_id
+
+    return await with_retry(attempt)
+
+
+def _how_to_add(
+    workspace: Workspace, user_name: str, *, person_is_new: bool
+) -> tuple[type[Member.Created], str]:
+    """Seed 000: verified domain → added directly (provisioned or linked); otherwise invited."""
+    if not workspace.is_verified_email(user_name):
+        return Member.Invited, "invited"
+    return (Member.Created if person_is_new else Member.Linked), "active"
+
+
+async def _claim_holder(store: EventStore, claim: UniquenessClaim | None) -> Member | None:
+    """The visible member holding a userName claim, if any."""
+    if claim is None or claim.owner_id is None:
+        return None
+    member = await store.load(Member, UUID(claim.owner_id))
+    return member if member is not None and member.visible else None
+
+
+async def _adopt(
+    store: EventStore,
+    workspace: Workspace,
+    member: Member,
+    cmd: ProvisionUser,
+    loaded: dict[UUID, Any],
+    wanted: dict[UUID, tuple[str, str]],
+    meta: Metadata,
+) -> UUID:
+    """Seed 000 "linked rather than provisioned": the IdP provisions a person this workspace manages in the
+    app. Through a verified domain the member becomes IdP-managed at once; otherwise the person is asked
+    (MemberLinkRequested, an invite) and the IdP manages them only once they accept."""
+    ws = cmd.workspace_id
+    before = Before.of(member)
+    if not workspace.is_verified_email(cmd.user_name):
+        member.request_link()
+        await store.save(ws, [member], meta)
+        return member.id
+    claims = [
+        UniquenessClaim.take(loaded.get(claim_id), ws, kind, value, str(member.id))
+        for claim_id, (kind, value) in wanted.items()
+    ]
+    member.change_manager("idp")
+    member.change_profile(cmd.user_name, cmd.profile)
+    member.change_role(role_from_values(_roles(cmd.profile)))
+    _apply_active(member, cmd.active, "deactivated by the identity provider")
+    reconcile(workspace, member, before)
+    try:
+        await store.save(ws, [workspace, member, *claims], meta)
+    except VersionConflict as error:
+        claim_conflict(error, wanted)
+        raise
+    return member.id
+
+
+def _apply_active(member: Member, active: bool | None, reason: str) -> None:
+    """SCIM ``active``: false suspends at once and revokes sessions (seed 000); true reactivates;
+    unassigned (None) changes nothing."""
+    if active is False and member.status in ("active", "invited"):
+        member.suspend(reason=reason)
+        member.revoke_sessions(reason=reason)
+    elif active and member.status == "suspended":
+        member.reactivate()
+
+
+# --- users: replace, patch, deprovision (RFC 7644 §3.5.1, §3.5.2, §3.6) -------------------------------------
+@dataclass(frozen=True)
+class ReplaceUser:
+    workspace_id: UUID
+    member_id: UUID
+    user: UserInput
+    expected_version: int | None = None
+
+
+@dataclass(frozen=True)
+class PatchUser:
+    workspace_id: UUID
+    member_id: UUID
+    operations: list[dict[str, Any]]
+    expected_version: int | None = None
+
+
+@dataclass(frozen=True)
+class DeprovisionUser:
+    workspace_id: UUID
+    member_id: UUID
+    expected_version: int | None = None
+
+
+async def _member(store: EventStore, workspace_id: UUID, member_id: UUID) -> Member:
+    member = await store.load(Member, member_id)
+    if member is None or member.workspace_id != str(workspace_id) or not member.visible:
+        raise UnknownResource(f"User {member_id} not found")
+    return member
+
+
+def user_view(member: Member) -> dict[str, Any]:
+    """The SCIM User that a PATCH applies to (RFC 7644 §3.5.2): stored attributes, id, active."""
+    schemas = [USER_URN, *([ENTERPRISE_USER_URN] if ENTERPRISE_USER_URN in member.profile else [])]
+    view = {"schemas": schemas, "id": str(member.id), **member.profile}
+    if member.status == "suspended":
+        view["active"] = False
+    elif view.get("active", True) is None:
+        del view["active"]  # unassigned (RFC 7643 §2.5)
+    else:
+        view["active"] = True
+    return view
+
+
+async def _update_user(
+    store: EventStore,
+    ws: UUID,
+    member_id: UUID,
+    decide: Callable[[Member], UserInput | None],
+    expected: int | None,
+    meta: Metadata,
+) -> None:
+    """Load the member, let ``decide`` compute its new state, record the differences (or nothing).
+
+    Attribute-only changes don't touch the workspace; a change of status or role (seats, admins) runs
+    under the workspace's per-process gate and saves the workspace with it."""
+
+    async def attempt(workspace: Workspace | None) -> bool:
+        member = await _member(store, ws, member_id)
+        check_version(member.version, expected)
+        if member.managed_by != "idp":
+            raise UnknownResource(f"User {member_id} is not managed by the identity provider")
+        new = decide(member)
+        if new is None:
+            return True
+        role = role_from_values(_roles(new.profile))
+        status = _status_after(member, new.active)
+        if workspace is None and touches_workspace(member, status, role):
+            return False
+        before = Before.of(member)
+        old_external = member.profile.get("externalId")
+        new_external = new.profile.get("externalId")
+        wanted = claim_ids(
+            ws,
+            [
+                ("userName", member.user_name),
+                ("userName", new.user_name),
+                ("externalId", old_external),
+                ("externalId", new_external),
+            ],
+        )
+        loaded = await store.load_many(wanted)
+        owner = str(member.id)
+        claims = claim_changes(ws, loaded, owner, "userName", member.user_name, new.user_name)
+        claims += claim_changes(ws, loaded, owner, "externalId", old_external, new_external)
+        member.change_profile(new.user_name, new.profile)
+        member.change_role(role)
+        _apply_active(member, new.active, "deactivated by the identity provider")
+        changed: list[Any] = [member, *claims]
+        if workspace is not None:
+            reconcile(workspace, member, before)
+            changed.insert(0, workspace)
+        try:
+            await store.save(ws, changed, meta)
+        except VersionConflict as error:
+            claim_conflict(error, wanted)
+            raise
+        return True
+
+    async def without_workspace() -> bool:
+        return await attempt(None)
+
+    async def with_workspace() -> bool:
+        async with store.workspaces.hold(ws) as workspace:
+            return await attempt(workspace)
+
+    if not await with_retry(without_workspace):
+        await with_retry(with_workspace)
+
+
+def _status_after(member: Member, active: bool | None) -> str:
+    if active is None:
+        return member.status
+    if not active and member.status in ("active", "invited"):
+        return "suspended"
+    if active and member.status == "suspended":
+        return "active"
+    return member.status
+
+
+async def replace_user(store: EventStore, cmd: ReplaceUser, meta: Metadata) -> None:
+    """RFC 7644 §3.5.1: PUT replaces every writable attribute; those not given are cleared."""
+    await _update_user(store, cmd.workspace_id, cmd.member_id, lambda _: cmd.user, cmd.expected_version, meta)
+
+
+async def patch_user(store: EventStore, cmd: PatchUser, meta: Metadata) -> None:
+    """RFC 7644 §3.5.2: apply the operations atomically to the current User, then record the result."""
+
+    def decide(member: Member) -> UserInput:
+        patched = apply_patch(user_view(member), cmd.operations, "User")
+        patched.pop("id", None)
+        return user_from_body(patched, default_active=None)
+
+    await _update_user(store, cmd.workspace_id, cmd.member_id, decide, cmd.expected_version, meta)
+
+
+async def deprovision_user(store: EventStore, cmd: DeprovisionUser, meta: Metadata) -> None:
+    """RFC 7644 §3.6 DELETE, seed 000: access suspended at once, sessions revoked, seat released, memberships
+    ended, the userName and externalId freed for a later provisioning (which links the kept person); the
+    last admin is protected; history kept."""
+    ws = cmd.workspace_id
+
+    async def attempt() -> None:
+        async with store.workspaces.hold(ws) as workspace:
+            member = await _member(store, ws, cmd.member_id)
+            check_version(member.version, cmd.expected_version)
+            if member.managed_by != "idp":
+                raise UnknownResource(f"User {cmd.member_id} is not managed by the identity provider")
+            before = Before.of(member)
+            wanted = claim_ids(
+                ws, [("userName", member.user_name), ("externalId", member.profile.get("externalId"))]
+            )
+            team_ids = await views.teams_of_member(store.pool, member.id)
+            memberships = await store.load_many([membership_id(t, member.id) for t in team_ids])
+            loaded = await store.load_many(wanted)
+            claims = [
+                c for c in (loaded.get(i) for i in wanted) if c is not None and c.owner_id == str(member.id)
+            ]
+            for claim in claims:
+                claim.release()
+            ended = [m for m in memberships.values() if m.present]
+            for membership in ended:
+                membership.remove()
+            if member.status in ("active", "invited"):
+                member.revoke_sessions(reason="deprovisioned by the identity provider")
+            member.deprovision()
+            reconcile(workspace, member, before)
+            await store.save(ws, [workspace, member, *claims, *ended], meta)
+
+    await with_retry(attempt)
