@@ -253,3 +253,19 @@ CREATE TABLE IF NOT EXISTS outbox_delivery (
     sent_at       timestamptz NOT NULL,
     PRIMARY KEY (position, kind)
 );
+
+-- projections/drift.py (inline): admin changes to what the IdP manages, until the IdP's next write.
+CREATE TABLE IF NOT EXISTS drift (
+    stream_id       uuid        NOT NULL,
+    stream_version  bigint      NOT NULL,
+    resource_id     uuid        NOT NULL,
+    workspace_id    uuid        NOT NULL,
+    resource_type   text        NOT NULL,
+    event_type      text        NOT NULL,
+    actor           jsonb       NOT NULL,
+    change          jsonb       NOT NULL,
+    at              timestamptz NOT NULL,
+    PRIMARY KEY (stream_id, stream_version)
+);
+CREATE INDEX IF NOT EXISTS drift_workspace ON drift (workspace_id, at);
+CREATE INDEX IF NOT EXISTS drift_resource ON drift (resource_id);

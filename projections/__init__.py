@@ -6,10 +6,10 @@ applied by the catch-up runner (``projections.runner``) and track their position
 
 from __future__ import annotations
 
-from projections import outbox, scim_groups, scim_users, tokens, workspaces
+from projections import drift, outbox, scim_groups, scim_users, tokens, workspaces
 from projections.base import Envelope, Projection
 
-INLINE: tuple[Projection, ...] = (workspaces, tokens, scim_users, scim_groups)
+INLINE: tuple[Projection, ...] = (workspaces, tokens, scim_users, scim_groups, drift)
 LAGGING: tuple[Projection, ...] = (outbox,)
 ALL: tuple[Projection, ...] = INLINE + LAGGING
 

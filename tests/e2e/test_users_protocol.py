@@ -222,3 +222,16 @@ async def test_extension_value_carrying_schemas_is_accepted(client: httpx.AsyncC
     )
     assert response.status_code == 200, response.text
     assert response.json()[ENTERPRISE] == {"employeeNumber": "7"}
+
+
+async def test_removing_active_of_a_suspended_user_does_not_reactivate(
+    client: httpx.AsyncClient, workspace: Workspace, app: Any
+) -> None:
+    user = await create(client, workspace, "stays-off@example.com", active=False)
+    response = await client.patch(
+        f"/scim/v2/Users/{user['id']}", json=patch({"op": "remove", "path": "active"}), headers=workspace.auth
+    )
+    assert response.status_code == 200
+    assert "active" not in response.json()
+    status = await app.state.pool.fetchval("SELECT status FROM scim_users WHERE id = $1", user["id"])
+    assert status == "suspended"

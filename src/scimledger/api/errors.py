@@ -14,7 +14,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from scimledger.api.responses import JSONResponse, ScimResponse
-from scimledger.domain.errors import AlreadyTaken, DomainError, LastAdmin, UnknownResource, VersionMismatch
+from scimledger.domain.errors import (
+    AlreadyTaken,
+    DomainError,
+    LastAdmin,
+    NoFreeSeat,
+    NotManaged,
+    UnknownResource,
+    VersionMismatch,
+)
 from scimledger.scim import errors as scim
 from scimledger.store.recorder import VersionConflict
 
@@ -26,6 +34,8 @@ def scim_error_for(error: DomainError) -> scim.ScimError:
         return scim.Uniqueness(error.message)
     if isinstance(error, UnknownResource):
         return scim.NotFound(error.message)
+    if isinstance(error, NotManaged | NoFreeSeat):
+        return scim.Forbidden(error.message)
     if isinstance(error, VersionMismatch):
         return scim.PreconditionFailed(error.message)
     if isinstance(error, LastAdmin):
@@ -33,7 +43,14 @@ def scim_error_for(error: DomainError) -> scim.ScimError:
     return scim.InvalidValue(error.message)
 
 
-ADMIN_STATUS = {"uniqueness": 409, "not_found": 404, "precondition_failed": 412}
+ADMIN_STATUS = {
+    "uniqueness": 409,
+    "not_found": 404,
+    "precondition_failed": 412,
+    "not_managed": 403,
+    "no_free_seat": 409,
+    "last_admin": 409,
+}
 
 
 def _is_scim(request: Request) -> bool:

@@ -36,12 +36,11 @@ def render(row: views.UserRow, groups: list[dict[str, Any]], base: str) -> dict[
 
 
 def scim_active(row: views.UserRow) -> bool | None:
-    """SCIM ``active``: false while suspended; unassigned (None) after a client removed it; else true."""
-    if row.status == "suspended":
-        return False
+    """SCIM ``active``: unassigned (None) after a client removed it (access unchanged, RFC 7644 §3.5.2.2);
+    else false while suspended, true otherwise."""
     if "active" in row.resource and row.resource["active"] is None:
         return None
-    return True
+    return row.status != "suspended"
 
 
 def _user_id(request: Request) -> UUID:

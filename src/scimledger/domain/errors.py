@@ -53,3 +53,9 @@ class VersionMismatch(DomainError):
     """RFC 7644 §3.14: the client's If-Match version is not the resource's current version."""
 
     code = "precondition_failed"
+
+
+class NotManaged(DomainError):
+    """Seed 000: the IdP does not manage this member (or team); its syncs never touch it."""
+
+    code = "not_managed"

@@ -5,6 +5,7 @@ trigger events) and saves them all in one append. On a version conflict it reloa
 (bounded); a conflict on a uniqueness claim is a uniqueness error, not a retry.
 """
 
+from scimledger.handlers.admin import *  # noqa: F403
 from scimledger.handlers.teams import *  # noqa: F403
 from scimledger.handlers.users import *  # noqa: F403
 from scimledger.handlers.workspaces import *  # noqa: F403

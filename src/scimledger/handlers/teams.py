@@ -7,8 +7,8 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from scimledger import views
-from scimledger.domain import Membership, Team
-from scimledger.domain.errors import InvalidCommand, UnknownResource
+from scimledger.domain import Membership, Team, UniquenessClaim
+from scimledger.domain.errors import InvalidCommand, NotManaged, UnknownResource
 from scimledger.domain.ids import membership_id
 from scimledger.handlers.common import check_version, claim_changes, claim_conflict, claim_ids, with_retry
 from scimledger.scim import group_patch
@@ -49,10 +49,13 @@ class ArchiveTeam:
     expected_version: int | None = None
 
 
-async def _team(store: EventStore, ws: UUID, team_id: UUID) -> Team:
+async def _team(store: EventStore, ws: UUID, team_id: UUID, *, idp_write: bool = True) -> Team:
+    """The team; an IdP write to an app-managed team links it first (TeamLinked, seed 002)."""
     team = await store.load(Team, team_id)
     if team is None or team.workspace_id != str(ws) or team.archived:
         raise UnknownResource(f"Group {team_id} not found")
+    if idp_write and team.managed_by != "idp":
+        team.link(team.external_id)
     return team
 
 
@@ -146,12 +149,32 @@ async def _save_team(
         raise
 
 
+async def _linkable_team(store: EventStore, ws: UUID, display_name: str) -> Team | None:
+    """Seed 002 "Link Group": an app-managed team whose name equals the pushed group's exactly."""
+    claim = await store.load(UniquenessClaim, UniquenessClaim.id_for(ws, "teamName", display_name))
+    if claim is None or claim.owner_id is None:
+        return None
+    team = await store.load(Team, UUID(claim.owner_id))
+    if team is None or team.archived or team.managed_by != "app" or team.display_name != display_name:
+        return None
+    return team
+
+
 async def create_team(store: EventStore, cmd: CreateTeam, meta: Metadata) -> UUID:
-    """Seed 000/002: pushing a group creates an IdP-managed team with its members."""
+    """Seed 000/002: pushing a group creates an IdP-managed team with the members who are already in the
+    workspace, or links the app-managed team of exactly that name (case-sensitive) instead."""
     ws, group = cmd.workspace_id, cmd.group
     team_id = uuid4()
 
     async def attempt() -> UUID:
+        linked = await _linkable_team(store, ws, group.display_name)
+        if linked is not None:
+            before = (linked.display_name, linked.external_id)
+            linked.link(group.external_id)
+            changes = [group_patch.MemberChange("add", group.member_ids or (), group.member_displays)]
+            memberships = await _membership_changes(store, ws, linked.id, changes)
+            await _save_team(store, ws, linked, before, memberships, meta)
+            return linked.id
         team = Team._create(
             Team.Created,
             id=team_id,
@@ -219,7 +242,9 @@ async def archive_team(store: EventStore, cmd: ArchiveTeam, meta: Metadata) -> N
     ws = cmd.workspace_id
 
     async def attempt() -> None:
-        team = await _team(store, ws, cmd.team_id)
+        team = await _team(store, ws, cmd.team_id, idp_write=False)
+        if team.managed_by != "idp":
+            raise NotManaged(f"Group {cmd.team_id} is a team managed in the app; the IdP cannot delete it")
         check_version(team.version, cmd.expected_version)
         wanted = claim_ids(ws, [("teamName", team.display_name), ("groupExternalId", team.external_id)])
         loaded = await store.load_many(wanted)

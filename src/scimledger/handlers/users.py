@@ -10,7 +10,7 @@ from uuid import UUID, uuid4
 from scimledger import views
 from scimledger.domain import Member, Person, UniquenessClaim, Workspace
 from scimledger.domain.access import Before, reconcile, touches_workspace
-from scimledger.domain.errors import AlreadyTaken, UnknownResource
+from scimledger.domain.errors import AlreadyTaken, NotManaged, UnknownResource
 from scimledger.domain.ids import membership_id
 from scimledger.domain.member import role_from_values
 from scimledger.handlers.common import check_version, claim_changes, claim_conflict, claim_ids, with_retry
@@ -24,12 +24,14 @@ from scimledger.store.recorder import VersionConflict
 # --- provision (RFC 7644 §3.3) ---
 @dataclass(frozen=True)
 class ProvisionUser:
-    """RFC 7644 §3.3: create a User. ``profile`` holds the SCIM attributes (no password)."""
+    """RFC 7644 §3.3: create a User. ``profile`` holds the SCIM attributes (no password). ``managed_by`` is
+    ``app`` when an admin adds the member through the admin API."""
 
     workspace_id: UUID
     user_name: str
     profile: dict[str, Any] = field(default_factory=dict)
     active: bool | None = True
+    managed_by: str = "idp"
 
 
 def _roles(profile: dict[str, Any]) -> list[str]:
@@ -64,7 +66,7 @@ async def provision_user(store: EventStore, cmd: ProvisionUser, meta: Metadata) 
             loaded = await store.load_many([person_key, *wanted])
             holder = await _claim_holder(store, loaded.get(user_claim))
             if holder is not None:
-                if holder.managed_by == "idp":
+                if holder.managed_by == "idp" or cmd.managed_by != "idp":
                     raise AlreadyTaken("userName", cmd.user_name)
                 return await _adopt(store, workspace, holder, cmd, loaded, wanted, meta)
             claims = [
@@ -85,7 +87,7 @@ async def provision_user(store: EventStore, cmd: ProvisionUser, meta: Metadata) 
                 user_name=cmd.user_name,
                 profile=cmd.profile,
                 role=role,
-                managed_by="idp",
+                managed_by=cmd.managed_by,
                 status=status,
             )
             if cmd.active is False:
@@ -198,12 +200,10 @@ def user_view(member: Member) -> dict[str, Any]:
     """The SCIM User that a PATCH applies to (RFC 7644 §3.5.2): stored attributes, id, active."""
     schemas = [USER_URN, *([ENTERPRISE_USER_URN] if ENTERPRISE_USER_URN in member.profile else [])]
     view = {"schemas": schemas, "id": str(member.id), **member.profile}
-    if member.status == "suspended":
-        view["active"] = False
-    elif view.get("active", True) is None:
-        del view["active"]  # unassigned (RFC 7643 §2.5)
+    if "active" in view and view["active"] is None:
+        del view["active"]  # unassigned (RFC 7643 §2.5): access stays as it is
     else:
-        view["active"] = True
+        view["active"] = member.status != "suspended"
     return view
 
 
@@ -224,7 +224,7 @@ async def _update_user(
         member = await _member(store, ws, member_id)
         check_version(member.version, expected)
         if member.managed_by != "idp":
-            raise UnknownResource(f"User {member_id} is not managed by the identity provider")
+            raise NotManaged(f"User {member_id} is managed in the app, not by the identity provider")
         new = decide(member)
         if new is None:
             return True
@@ -310,7 +310,7 @@ async def deprovision_user(store: EventStore, cmd: DeprovisionUser, meta: Metada
             member = await _member(store, ws, cmd.member_id)
             check_version(member.version, cmd.expected_version)
             if member.managed_by != "idp":
-                raise UnknownResource(f"User {cmd.member_id} is not managed by the identity provider")
+                raise NotManaged(f"User {cmd.member_id} is managed in the app, not by the identity provider")
             before = Before.of(member)
             wanted = claim_ids(
                 ws, [("userName", member.user_name), ("externalId", member.profile.get("externalId"))]

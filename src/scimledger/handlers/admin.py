@@ -1,0 +1,197 @@
+"""Admin commands (the ``/api/v1`` surface): settings, seats, domains, app-managed members and teams,
+invites. Every rule is the domain's; changes an admin makes to what the IdP manages are recorded with the
+admin as actor and show up as drift (projections/drift.py) until the IdP's next write."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from uuid import UUID, uuid4
+
+from scimledger.domain import Member, Team, UniquenessClaim
+from scimledger.domain.access import Before, reconcile
+from scimledger.domain.errors import InvalidCommand, UnknownResource
+from scimledger.domain.member import ROLES
+from scimledger.handlers.common import claim_conflict, with_retry
+from scimledger.store.event_store import EventStore, Metadata
+from scimledger.store.recorder import VersionConflict
+
+
+@dataclass(frozen=True)
+class ChangeSettings:
+    workspace_id: UUID
+    automatic_seat_assignment: bool
+
+
+@dataclass(frozen=True)
+class AddSeats:
+    workspace_id: UUID
+    count: int
+
+
+@dataclass(frozen=True)
+class AddDomain:
+    workspace_id: UUID
+    domain: str
+
+
+@dataclass(frozen=True)
+class VerifyDomain:
+    workspace_id: UUID
+    domain: str
+
+
+@dataclass(frozen=True)
+class ChangeMember:
+    workspace_id: UUID
+    member_id: UUID
+    role: str | None = None
+    active: bool | None = None
+
+
+@dataclass(frozen=True)
+class AcceptInvite:
+    workspace_id: UUID
+    member_id: UUID
+
+
+@dataclass(frozen=True)
+class CreateAppTeam:
+    workspace_id: UUID
+    name: str
+
+
+@dataclass(frozen=True)
+class UnlinkTeam:
+    workspace_id: UUID
+    team_id: UUID
+
+
+async def change_settings(store: EventStore, cmd: ChangeSettings, meta: Metadata) -> None:
+    """Seed 000: automatic seat assignment on or off."""
+
+    async def attempt() -> None:
+        async with store.workspaces.hold(cmd.workspace_id) as workspace:
+            workspace.set_automatic_seat_assignment(cmd.automatic_seat_assignment)
+            await store.save(cmd.workspace_id, [workspace], meta)
+
+    await with_retry(attempt)
+
+
+async def add_seats(store: EventStore, cmd: AddSeats, meta: Metadata) -> None:
+    async def attempt() -> None:
+        async with store.workspaces.hold(cmd.workspace_id) as workspace:
+            workspace.add_seats(cmd.count)
+            await store.save(cmd.workspace_id, [workspace], meta)
+
+    await with_retry(attempt)
+
+
+async def add_domain(store: EventStore, cmd: AddDomain, meta: Metadata) -> None:
+    async def attempt() -> None:
+        async with store.workspaces.hold(cmd.workspace_id) as workspace:
+            workspace.add_domain(cmd.domain)
+            await store.save(cmd.workspace_id, [workspace], meta)
+
+    await with_retry(attempt)
+
+
+async def verify_domain(store: EventStore, cmd: VerifyDomain, meta: Metadata) -> None:
+    async def attempt() -> None:
+        async with store.workspaces.hold(cmd.workspace_id) as workspace:
+            workspace.verify_domain(cmd.domain)
+            await store.save(cmd.workspace_id, [workspace], meta)
+
+    await with_retry(attempt)
+
+
+async def _member(store: EventStore, ws: UUID, member_id: UUID) -> Member:
+    member = await store.load(Member, member_id)
+    if member is None or member.workspace_id != str(ws) or not member.visible:
+        raise UnknownResource(f"member {member_id} not found")
+    return member
+
+
+async def change_member(store: EventStore, cmd: ChangeMember, meta: Metadata) -> None:
+    """Role and access by an admin (seed 004: admins may change roles even of IdP-provisioned members);
+    the last admin stays protected (seed 000)."""
+    if cmd.role is not None and cmd.role not in ROLES:
+        raise InvalidCommand(f"role must be one of {', '.join(ROLES)}")
+    ws = cmd.workspace_id
+
+    async def attempt() -> None:
+        async with store.workspaces.hold(ws) as workspace:
+            member = await _member(store, ws, cmd.member_id)
+            before = Before.of(member)
+            if cmd.role is not None:
+                member.change_role(cmd.role)
+            if cmd.active is False and member.status in ("active", "invited"):
+                member.suspend(reason="suspended by an admin")
+                member.revoke_sessions(reason="suspended by an admin")
+            elif cmd.active is True and member.status == "suspended":
+                member.reactivate()
+            reconcile(workspace, member, before)
+            await store.save(ws, [workspace, member], meta)
+
+    await with_retry(attempt)
+
+
+async def accept_invite(store: EventStore, cmd: AcceptInvite, meta: Metadata) -> None:
+    """Seed 000: an invited member joins once they accept (InviteAccepted); a person asked to let the IdP
+    manage them (MemberLinkRequested) becomes IdP-managed."""
+    ws = cmd.workspace_id
+
+    async def attempt() -> None:
+        async with store.workspaces.hold(ws) as workspace:
+            member = await _member(store, ws, cmd.member_id)
+            before = Before.of(member)
+            if member.link_requested:
+                member.accept_link()
+            else:
+                member.accept_invite()
+            reconcile(workspace, member, before)
+            await store.save(ws, [workspace, member], meta)
+
+    await with_retry(attempt)
+
+
+async def create_app_team(store: EventStore, cmd: CreateAppTeam, meta: Metadata) -> UUID:
+    """A team made in the app (seed 002: "first make sure the team exists"); an IdP can later link it."""
+    name = cmd.name.strip()
+    if not name:
+        raise InvalidCommand("a team needs a name")
+    ws, team_id = cmd.workspace_id, uuid4()
+    claim_id = UniquenessClaim.id_for(ws, "teamName", name)
+
+    async def attempt() -> UUID:
+        team = Team._create(
+            Team.Created,
+            id=team_id,
+            workspace_id=str(ws),
+            display_name=name,
+            external_id=None,
+            managed_by="app",
+        )
+        claim = UniquenessClaim.take(
+            await store.load(UniquenessClaim, claim_id), ws, "teamName", name, str(team_id)
+        )
+        try:
+            await store.save(ws, [team, claim], meta)
+        except VersionConflict as error:
+            claim_conflict(error, {claim_id: ("teamName", name)})
+            raise
+        return team_id
+
+    return await with_retry(attempt)
+
+
+async def unlink_team(store: EventStore, cmd: UnlinkTeam, meta: Metadata) -> None:
+    """Seed 004 "Unlink from SCIM": the team becomes app-managed and stays."""
+
+    async def attempt() -> None:
+        team = await store.load(Team, cmd.team_id)
+        if team is None or team.workspace_id != str(cmd.workspace_id) or team.archived:
+            raise UnknownResource(f"team {cmd.team_id} not found")
+        team.unlink()
+        await store.save(cmd.workspace_id, [team], meta)
+
+    await with_retry(attempt)
