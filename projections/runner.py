@@ -1,4 +1,5 @@
-"""The catch-up runner for lagging projections: LISTEN/NOTIFY plus polling.
+"""The catch-up runner for lagging projections (LISTEN/NOTIFY plus polling), which then hands new outbox
+rows to the notification sender.
 
 Each batch is one transaction that applies the events and moves the projection's tracking row, so a crash
 never applies an event twice or skips one. Several runners (one per worker) may run: a batch takes a
@@ -17,6 +18,7 @@ import asyncpg
 
 from projections import LAGGING
 from projections.base import Projection
+from scimledger.notifications import Sender, deliver_pending, sender_from_env
 from scimledger.store.event_store import load_log_envelopes
 from scimledger.store.mapper import build_mapper
 
@@ -65,9 +67,10 @@ async def catch_up(pool: asyncpg.Pool, projections: tuple[Projection, ...] = LAG
 class CatchUpRunner:
     """Background task: wakes on NOTIFY ``scimledger_events`` or every POLL_SECONDS."""
 
-    def __init__(self, pool: asyncpg.Pool, url: str) -> None:
+    def __init__(self, pool: asyncpg.Pool, url: str, sender: Sender | None = None) -> None:
         self.pool = pool
         self.url = url
+        self.sender = sender or sender_from_env()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._listener: asyncpg.Connection | None = None
@@ -81,6 +84,8 @@ class CatchUpRunner:
         while True:
             try:
                 await catch_up(self.pool)
+                while await deliver_pending(self.pool, self.sender) > 0:
+                    pass
             except Exception:  # keep running; the next wake retries the batch
                 log.exception("catch-up runner batch failed")
             with contextlib.suppress(TimeoutError):

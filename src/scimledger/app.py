@@ -13,7 +13,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from projections.runner import CatchUpRunner
 from scimledger import pg
-from scimledger.api import bulk, discovery, errors, listing, scim_groups, scim_users
+from scimledger.api import admin, bulk, discovery, errors, listing, openapi, scim_groups, scim_users
 from scimledger.config import Settings
 from scimledger.store.event_store import EventStore
 
@@ -45,6 +45,33 @@ def routes() -> list[Route]:
         Route(f"{scim}/Groups/{{id}}", scim_groups.delete_group, methods=["DELETE"]),
         Route(f"{scim}/.search", listing.search_root, methods=["POST"]),
         Route(f"{scim}/Bulk", bulk.bulk_request, methods=["POST"]),
+        *admin_routes(),
+    ]
+
+
+def admin_routes() -> list[Route]:
+    """The admin API (``/api/v1``): exact paths, other tools depend on them."""
+    api = "/api/v1"
+    return [
+        Route(f"{api}/openapi.json", openapi.document, methods=["GET"]),
+        Route(f"{api}/workspace", admin.get_workspace, methods=["GET"]),
+        Route(f"{api}/workspace/settings", admin.patch_settings, methods=["PATCH"]),
+        Route(f"{api}/seats", admin.add_seats, methods=["POST"]),
+        Route(f"{api}/domains", admin.add_domain, methods=["POST"]),
+        Route(f"{api}/domains/{{domain}}/verify", admin.verify_domain, methods=["POST"]),
+        Route(f"{api}/tokens", admin.create_token, methods=["POST"]),
+        Route(f"{api}/tokens", admin.list_tokens, methods=["GET"]),
+        Route(f"{api}/tokens/{{id}}", admin.revoke_token, methods=["DELETE"]),
+        Route(f"{api}/members", admin.list_members, methods=["GET"]),
+        Route(f"{api}/members", admin.create_member, methods=["POST"]),
+        Route(f"{api}/members/{{id}}", admin.get_member, methods=["GET"]),
+        Route(f"{api}/members/{{id}}", admin.patch_member, methods=["PATCH"]),
+        Route(f"{api}/members/{{id}}/accept-invite", admin.accept_invite, methods=["POST"]),
+        Route(f"{api}/teams", admin.list_teams, methods=["GET"]),
+        Route(f"{api}/teams", admin.create_team, methods=["POST"]),
+        Route(f"{api}/teams/{{id}}/unlink", admin.unlink_team, methods=["POST"]),
+        Route(f"{api}/drift", admin.list_drift, methods=["GET"]),
+        Route(f"{api}/outbox", admin.list_outbox, methods=["GET"]),
     ]
 
 

@@ -111,7 +111,8 @@ def differences(sent: Any, got: Any, path: str = "") -> list[str]:
     if isinstance(sent, list):
         if not isinstance(got, list) or len(got) != len(sent):
             return [f"{path}: sent {sent!r}, got {got!r}"]
-        return [d for s, g in zip(sent, got, strict=True) for d in differences(s, g, path)]
+        pairs = enumerate(zip(sent, got, strict=True))
+        return [d for i, (s, g) in pairs for d in differences(s, g, f"{path}[{i}]")]
     if type(sent) is not type(got) or sent != got:
         return [f"{path}: sent {sent!r}, got {got!r}"]
     return []

@@ -1,0 +1,270 @@
+"""The admin API (``/api/v1``, ``Authorization: Bearer <admin key>``, one workspace per key).
+
+Errors are ``{"error": {"code", "message"}}``. A key of one workspace sees nothing of another: an id of
+another workspace is 404, as for a missing one. Paths are a contract other tools depend on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from scimledger import admin_views, credentials, handlers
+from scimledger.api.responses import JSONResponse
+from scimledger.domain.errors import InvalidCommand, UnknownResource
+from scimledger.scim.errors import Unauthorized
+from scimledger.store.event_store import Metadata
+
+
+async def _principal(request: Request) -> admin_views.AdminPrincipal:
+    header = request.headers.get("authorization", "")
+    scheme, _, secret = header.partition(" ")
+    secret = secret.strip()
+    if scheme.lower() != "bearer" or not credentials.well_formed(secret, credentials.ADMIN_KEY_PREFIX):
+        raise Unauthorized("an admin key is required (Authorization: Bearer slkey_...)")
+    principal = await admin_views.admin_principal(request.app.state.pool, credentials.secret_hash(secret))
+    if principal is None:
+        raise Unauthorized("the admin key is invalid or has been revoked")
+    return principal
+
+
+def _meta(request: Request, principal: admin_views.AdminPrincipal) -> Metadata:
+    client = request.client
+    return Metadata(
+        actor_kind="admin",
+        actor_id=str(principal.key_id),
+        actor_name=f"admin key {str(principal.key_id)[:8]}",
+        source="admin",
+        request_id=request.headers.get("x-request-id"),
+        user_agent=request.headers.get("user-agent"),
+        client_addr=client.host if client else None,
+    )
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    try:
+        body = orjson.loads(raw or b"{}")
+    except orjson.JSONDecodeError as error:
+        raise InvalidCommand(f"the request body is not valid JSON: {error}") from error
+    if not isinstance(body, dict):
+        raise InvalidCommand("the request body must be a JSON object")
+    return body
+
+
+def _field(body: dict[str, Any], name: str, kind: type, *, required: bool = True) -> Any:
+    value = body.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise InvalidCommand(f"{name} is required and must be a {kind.__name__}")
+    return value
+
+
+def _id(request: Request, what: str) -> UUID:
+    try:
+        return UUID(request.path_params["id"])
+    except ValueError:
+        raise UnknownResource(f"{what} {request.path_params['id']} not found") from None
+
+
+# --- workspace, settings, seats, domains ------------------------------------------------------------------
+async def get_workspace(request: Request) -> Response:
+    principal = await _principal(request)
+    found = await admin_views.workspace(request.app.state.pool, principal.workspace_id)
+    if found is None:
+        raise UnknownResource("workspace not found")
+    return JSONResponse(found)
+
+
+async def patch_settings(request: Request) -> Response:
+    principal = await _principal(request)
+    enabled = _field(await _body(request), "automatic_seat_assignment", bool)
+    command = handlers.ChangeSettings(principal.workspace_id, enabled)
+    await handlers.change_settings(request.app.state.store, command, _meta(request, principal))
+    return await get_workspace(request)
+
+
+async def add_seats(request: Request) -> Response:
+    principal = await _principal(request)
+    count = _field(await _body(request), "count", int)
+    await handlers.add_seats(
+        request.app.state.store, handlers.AddSeats(principal.workspace_id, count), _meta(request, principal)
+    )
+    return await get_workspace(request)
+
+
+async def add_domain(request: Request) -> Response:
+    principal = await _principal(request)
+    domain = _field(await _body(request), "domain", str)
+    await handlers.add_domain(
+        request.app.state.store, handlers.AddDomain(principal.workspace_id, domain), _meta(request, principal)
+    )
+    response = await get_workspace(request)
+    response.status_code = 201
+    return response
+
+
+async def verify_domain(request: Request) -> Response:
+    principal = await _principal(request)
+    domain = request.path_params["domain"]
+    await handlers.verify_domain(
+        request.app.state.store,
+        handlers.VerifyDomain(principal.workspace_id, domain),
+        _meta(request, principal),
+    )
+    return await get_workspace(request)
+
+
+# --- tokens (seed 004) --------------------------------------------------------------------------------------
+async def create_token(request: Request) -> Response:
+    """201 with ``id`` and ``token``: the only time the secret is shown."""
+    principal = await _principal(request)
+    body = await _body(request)
+    scopes = body.get("scopes", ["scim:read", "scim:write"])
+    if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
+        raise InvalidCommand("scopes must be a list of strings")
+    command = handlers.IssueToken(
+        workspace_id=principal.workspace_id,
+        name=_field(body, "name", str),
+        description=_field(body, "description", str, required=False),
+        scopes=tuple(scopes),
+    )
+    issued = await handlers.issue_token(request.app.state.store, command, _meta(request, principal))
+    listed = next(
+        t
+        for t in await admin_views.tokens(request.app.state.pool, principal.workspace_id)
+        if t["id"] == str(issued.token_id)
+    )
+    return JSONResponse({**listed, "token": issued.token}, status_code=201)
+
+
+async def list_tokens(request: Request) -> Response:
+    principal = await _principal(request)
+    return JSONResponse({"tokens": await admin_views.tokens(request.app.state.pool, principal.workspace_id)})
+
+
+async def revoke_token(request: Request) -> Response:
+    """Revocation takes effect on the token's next request."""
+    principal = await _principal(request)
+    command = handlers.RevokeToken(principal.workspace_id, _id(request, "token"))
+    await handlers.revoke_token(request.app.state.store, command, _meta(request, principal))
+    return Response(status_code=204)
+
+
+# --- members ------------------------------------------------------------------------------------------------
+async def list_members(request: Request) -> Response:
+    principal = await _principal(request)
+    params = request.query_params
+    found = await admin_views.members(
+        request.app.state.pool,
+        principal.workspace_id,
+        status=params.get("status") or None,
+        role=params.get("role") or None,
+        managed_by=params.get("managed_by") or None,
+    )
+    return JSONResponse({"members": found})
+
+
+async def _member_response(
+    request: Request, workspace_id: UUID, member_id: UUID, status: int = 200
+) -> Response:
+    found = await admin_views.member(request.app.state.pool, workspace_id, member_id)
+    if found is None:
+        raise UnknownResource(f"member {member_id} not found")
+    return JSONResponse(found, status_code=status)
+
+
+async def get_member(request: Request) -> Response:
+    principal = await _principal(request)
+    return await _member_response(request, principal.workspace_id, _id(request, "member"))
+
+
+async def create_member(request: Request) -> Response:
+    """An app-managed member (the IdP never touches it until it provisions the same person: then linked)."""
+    principal = await _principal(request)
+    body = await _body(request)
+    user_name = _field(body, "user_name", str).strip()
+    role = _field(body, "role", str, required=False) or "member"
+    if role not in ("member", "admin"):
+        raise InvalidCommand("role must be member or admin")
+    command = handlers.ProvisionUser(
+        workspace_id=principal.workspace_id,
+        user_name=user_name,
+        profile={"userName": user_name, "roles": [{"value": role}]},
+        managed_by="app",
+    )
+    member_id = await handlers.provision_user(request.app.state.store, command, _meta(request, principal))
+    return await _member_response(request, principal.workspace_id, member_id, status=201)
+
+
+async def patch_member(request: Request) -> Response:
+    principal = await _principal(request)
+    body = await _body(request)
+    member_id = _id(request, "member")
+    command = handlers.ChangeMember(
+        principal.workspace_id,
+        member_id,
+        role=_field(body, "role", str, required=False),
+        active=_field(body, "active", bool, required=False),
+    )
+    await handlers.change_member(request.app.state.store, command, _meta(request, principal))
+    return await _member_response(request, principal.workspace_id, member_id)
+
+
+async def accept_invite(request: Request) -> Response:
+    principal = await _principal(request)
+    member_id = _id(request, "member")
+    command = handlers.AcceptInvite(principal.workspace_id, member_id)
+    await handlers.accept_invite(request.app.state.store, command, _meta(request, principal))
+    return await _member_response(request, principal.workspace_id, member_id)
+
+
+# --- teams --------------------------------------------------------------------------------------------------
+async def list_teams(request: Request) -> Response:
+    principal = await _principal(request)
+    return JSONResponse({"teams": await admin_views.teams(request.app.state.pool, principal.workspace_id)})
+
+
+async def _team_response(request: Request, workspace_id: UUID, team_id: UUID, status: int = 200) -> Response:
+    team = next(
+        (t for t in await admin_views.teams(request.app.state.pool, workspace_id) if t["id"] == str(team_id)),
+        None,
+    )
+    if team is None:
+        raise UnknownResource(f"team {team_id} not found")
+    return JSONResponse(team, status_code=status)
+
+
+async def create_team(request: Request) -> Response:
+    principal = await _principal(request)
+    name = _field(await _body(request), "name", str)
+    command = handlers.CreateAppTeam(principal.workspace_id, name)
+    team_id = await handlers.create_app_team(request.app.state.store, command, _meta(request, principal))
+    return await _team_response(request, principal.workspace_id, team_id, status=201)
+
+
+async def unlink_team(request: Request) -> Response:
+    principal = await _principal(request)
+    team_id = _id(request, "team")
+    await handlers.unlink_team(
+        request.app.state.store,
+        handlers.UnlinkTeam(principal.workspace_id, team_id),
+        _meta(request, principal),
+    )
+    return await _team_response(request, principal.workspace_id, team_id)
+
+
+# --- drift and outbox ---------------------------------------------------------------------------------------
+async def list_drift(request: Request) -> Response:
+    principal = await _principal(request)
+    return JSONResponse({"drift": await admin_views.drift(request.app.state.pool, principal.workspace_id)})
+
+
+async def list_outbox(request: Request) -> Response:
+    principal = await _principal(request)
+    return JSONResponse({"outbox": await admin_views.outbox(request.app.state.pool, principal.workspace_id)})
