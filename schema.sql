@@ -56,6 +56,7 @@ CREATE TABLE IF NOT EXISTS projection_tracking (
 -- The one append function: one call (one round trip) per command. Takes the append lock (held until
 -- commit, so position order is commit order), relies on the unique (stream_id, stream_version) for the
 -- optimistic version check, extends the workspace's hash chain and notifies listeners on commit.
+DROP FUNCTION IF EXISTS scimledger_append(uuid, uuid[], bigint[], text[], bytea[], jsonb[], jsonb);
 CREATE OR REPLACE FUNCTION scimledger_append(
     p_workspace_id uuid,
     p_stream_ids   uuid[],
@@ -63,7 +64,7 @@ CREATE OR REPLACE FUNCTION scimledger_append(
     p_types        text[],
     p_states       bytea[],
     p_datas        jsonb[],
-    p_metadata     jsonb
+    p_metadata     jsonb[]   -- one per event: a batch may carry several commands (group commit)
 ) RETURNS bigint[]
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -72,7 +73,6 @@ DECLARE
     v_hash      bytea;
     v_at        timestamptz;
     v_at_text   text;
-    v_meta_hash bytea;
     v_positions bigint[] := '{}';
     i           integer;
 BEGIN
@@ -87,7 +87,6 @@ BEGIN
         '\x0000000000000000000000000000000000000000000000000000000000000000'::bytea);
     v_at := clock_timestamp();
     v_at_text := to_char(v_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
-    v_meta_hash := sha256(convert_to(p_metadata::text, 'UTF8'));
     FOR i IN 1 .. coalesce(array_length(p_stream_ids, 1), 0) LOOP
         v_position := v_position + 1;
         v_hash := sha256(
@@ -95,11 +94,11 @@ BEGIN
             || convert_to(concat_ws('|', v_position, p_workspace_id, p_stream_ids[i], p_versions[i],
                                     p_types[i], v_at_text), 'UTF8')
             || sha256(p_states[i])
-            || v_meta_hash);
+            || sha256(convert_to(p_metadata[i]::text, 'UTF8')));
         INSERT INTO events (position, workspace_id, stream_id, stream_version, event_type, state, data,
                             metadata, recorded_at, prev_hash, hash)
         VALUES (v_position, p_workspace_id, p_stream_ids[i], p_versions[i], p_types[i], p_states[i],
-                p_datas[i], p_metadata, v_at, v_prev, v_hash);
+                p_datas[i], p_metadata[i], v_at, v_prev, v_hash);
         v_positions := v_positions || v_position;
         v_prev := v_hash;
     END LOOP;

@@ -25,6 +25,7 @@ from scimledger.store.mapper import build_mapper
 log = logging.getLogger("scimledger.projections")
 BATCH = 500
 POLL_SECONDS = 1.0
+SETTLE_SECONDS = 0.05  # after a wake-up, let more events arrive so that one pass applies many
 
 
 async def apply_batch(conn: asyncpg.Connection, projection: Projection, mapper: Any) -> int:
@@ -90,6 +91,7 @@ class CatchUpRunner:
                 log.exception("catch-up runner batch failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), POLL_SECONDS)
+                await asyncio.sleep(SETTLE_SECONDS)
             self._wake.clear()
 
     async def stop(self) -> None:

@@ -298,9 +298,19 @@ def _encode_json(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
+async def _reset_connection(conn: asyncpg.Connection) -> None:
+    """Our code keeps no session state (transaction-level locks only, LISTEN on its own connection), so a
+    released connection needs no ``RESET ALL``/``UNLISTEN *`` round trip; only a stray transaction is
+    rolled back."""
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
+
+
 async def create_pool(url: str, *, min_size: int = 2, max_size: int = 20) -> asyncpg.Pool:
     """The application's connection pool, with our JSON codecs on every connection."""
-    pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, init=_init_connection)
+    pool = await asyncpg.create_pool(
+        url, min_size=min_size, max_size=max_size, init=_init_connection, reset=_reset_connection
+    )
     assert pool is not None
     return pool
 

@@ -9,6 +9,8 @@ from uuid import UUID
 
 import asyncpg
 
+from scimledger.domain import Member
+
 USER_COLUMNS = "id, user_name, active, status, role, managed_by, resource, created, last_modified, version"
 
 
@@ -28,6 +30,22 @@ class UserRow:
     @classmethod
     def of(cls, row: asyncpg.Record) -> UserRow:
         return cls(**dict(row))
+
+    @classmethod
+    def of_member(cls, member: Member) -> UserRow:
+        """The row the scim_users projection writes for ``member`` (a just-saved aggregate)."""
+        return cls(
+            id=member.id,
+            user_name=member.user_name,
+            active=member.status in ("active", "invited"),
+            status=member.status,
+            role=member.role,
+            managed_by=member.managed_by,
+            resource=member.profile,
+            created=member.created_on,
+            last_modified=member.modified_on,
+            version=member.version,
+        )
 
 
 @dataclass(frozen=True)

@@ -198,8 +198,8 @@ async def create_member(request: Request) -> Response:
         profile={"userName": user_name, "roles": [{"value": role}]},
         managed_by="app",
     )
-    member_id = await handlers.provision_user(request.app.state.store, command, _meta(request, principal))
-    return await _member_response(request, principal.workspace_id, member_id, status=201)
+    done = await handlers.provision_user(request.app.state.store, command, _meta(request, principal))
+    return await _member_response(request, principal.workspace_id, done.member.id, status=201)
 
 
 async def patch_member(request: Request) -> Response:

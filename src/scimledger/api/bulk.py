@@ -68,9 +68,11 @@ async def _run(
     if kind == "Users":
         if method == "POST":
             user = user_from_body(data)
-            target = await handlers.provision_user(
-                store, handlers.ProvisionUser(ws, user.user_name, user.profile, user.active), meta
-            )
+            target = (
+                await handlers.provision_user(
+                    store, handlers.ProvisionUser(ws, user.user_name, user.profile, user.active), meta
+                )
+            ).member.id
             return _result(201, await scim_users.user_resource(request, ws, target))
         assert target is not None
         if method == "DELETE":

@@ -75,10 +75,12 @@ async def create_user(request: Request) -> Response:
         profile=user.profile,
         active=user.active,
     )
-    member_id = await handlers.provision_user(
-        request.app.state.store, command, scim_metadata(request, principal)
-    )
-    return await respond_user(request, principal.workspace_id, member_id, status=201)
+    done = await handlers.provision_user(request.app.state.store, command, scim_metadata(request, principal))
+    if not done.new:  # an existing app-managed member was linked: it may be in teams
+        return await respond_user(request, principal.workspace_id, done.member.id, status=201)
+    body = render(views.UserRow.of_member(done.member), [], base_url(request))
+    headers = {"ETag": body["meta"]["version"], "Location": body["meta"]["location"]}
+    return ScimResponse(body, status_code=201, headers=headers)
 
 
 async def get_user(request: Request) -> Response:

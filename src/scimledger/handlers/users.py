@@ -19,6 +19,7 @@ from scimledger.scim.schemas import ENTERPRISE_USER_URN, USER_URN
 from scimledger.scim.users import UserInput, user_from_body
 from scimledger.store.event_store import EventStore, Metadata
 from scimledger.store.recorder import VersionConflict
+from scimledger.store.workspace_cache import Decision
 
 
 # --- provision (RFC 7644 §3.3) ---
@@ -41,7 +42,15 @@ def _roles(profile: dict[str, Any]) -> list[str]:
     return [r["value"] for r in roles if isinstance(r, dict) and isinstance(r.get("value"), str)]
 
 
-async def provision_user(store: EventStore, cmd: ProvisionUser, meta: Metadata) -> UUID:
+@dataclass(frozen=True)
+class Provisioned:
+    """The member a provisioning made (``new``) or linked (an existing app-managed member)."""
+
+    member: Member
+    new: bool
+
+
+async def provision_user(store: EventStore, cmd: ProvisionUser, meta: Metadata) -> Provisioned:
     """RFC 7644 §3.3 create, with the workspace rules of seed 000:
 
     - a userName in a verified domain is added directly (MemberProvisioned, or MemberLinked when the person
@@ -61,29 +70,31 @@ async def provision_user(store: EventStore, cmd: ProvisionUser, meta: Metadata) 
     person_key = Person.id_for(cmd.user_name)
     role = role_from_values(_roles(cmd.profile))
 
-    async def attempt() -> UUID:
-        async with store.workspaces.hold(ws) as workspace:
-            loaded = await store.load_many([person_key, *wanted])
-            holder = await _claim_holder(store, loaded.get(user_claim))
-            if holder is not None:
-                if holder.managed_by == "idp" or cmd.managed_by != "idp":
-                    raise AlreadyTaken("userName", cmd.user_name)
-                return await _adopt(store, workspace, holder, cmd, loaded, wanted, meta)
-            claims = [
-                UniquenessClaim.take(loaded.get(claim_id), ws, kind, value, str(member_id))
-                for claim_id, (kind, value) in wanted.items()
-            ]
-            person = loaded.get(person_key)
-            changed: list[Any] = []
-            if person is None:
-                person = Person.register(cmd.user_name)
-                changed.append(person)
-            how, status = _how_to_add(workspace, cmd.user_name, person_is_new=bool(changed))
+    async def attempt() -> Provisioned:
+        loaded = await store.load_many([person_key, *wanted])
+        holder = await _claim_holder(store, loaded.get(user_claim))
+        if holder is not None:
+            if holder.managed_by == "idp" or cmd.managed_by != "idp":
+                raise AlreadyTaken("userName", cmd.user_name)
+            async with store.workspaces.hold(ws) as workspace:
+                return Provisioned(
+                    await _adopt(store, workspace, holder, cmd, loaded, wanted, meta), new=False
+                )
+        claims = [
+            UniquenessClaim.take(loaded.get(claim_id), ws, kind, value, str(member_id))
+            for claim_id, (kind, value) in wanted.items()
+        ]
+        new_person = Person.register(cmd.user_name) if person_key not in loaded else None
+        person_id = str(person_key)
+
+        def decide(workspace: Workspace) -> Decision[Member]:
+            """On the workspace (batched with other commands): how the member joins, seat and admin."""
+            how, status = _how_to_add(workspace, cmd.user_name, person_is_new=new_person is not None)
             member = Member.start(
                 how,
                 member_id,
                 workspace_id=str(ws),
-                person_id=str(person.id),
+                person_id=person_id,
                 user_name=cmd.user_name,
                 profile=cmd.profile,
                 role=role,
@@ -93,12 +104,14 @@ async def provision_user(store: EventStore, cmd: ProvisionUser, meta: Metadata) 
             if cmd.active is False:
                 member.suspend(reason="provisioned inactive")
             reconcile(workspace, member, Before.of(None))
-            try:
-                await store.save(ws, [workspace, *changed, member, *claims], meta)
-            except VersionConflict as error:
-                claim_conflict(error, wanted)
-                raise
-            return member_id
+            return Decision([*([new_person] if new_person else []), member, *claims], meta, member)
+
+        try:
+            result: Member = await store.workspaces.submit(ws, decide)
+        except VersionConflict as error:
+            claim_conflict(error, wanted)
+            raise
+        return Provisioned(result, new=True)
 
     return await with_retry(attempt)
 
@@ -128,7 +141,7 @@ async def _adopt(
     loaded: dict[UUID, Any],
     wanted: dict[UUID, tuple[str, str]],
     meta: Metadata,
-) -> UUID:
+) -> Member:
     """Seed 000 "linked rather than provisioned": the IdP provisions a person this workspace manages in the
     app. Through a verified domain the member becomes IdP-managed at once; otherwise the person is asked
     (MemberLinkRequested, an invite) and the IdP manages them only once they accept."""
@@ -137,7 +150,7 @@ async def _adopt(
     if not workspace.is_verified_email(cmd.user_name):
         member.request_link()
         await store.save(ws, [member], meta)
-        return member.id
+        return member
     claims = [
         UniquenessClaim.take(loaded.get(claim_id), ws, kind, value, str(member.id))
         for claim_id, (kind, value) in wanted.items()
@@ -152,7 +165,7 @@ async def _adopt(
     except VersionConflict as error:
         claim_conflict(error, wanted)
         raise
-    return member.id
+    return member
 
 
 def _apply_active(member: Member, active: bool | None, reason: str) -> None:

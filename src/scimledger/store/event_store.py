@@ -24,7 +24,7 @@ from scimledger.store.mapper import build_mapper
 from scimledger.store.workspace_cache import WorkspaceCache
 
 A = TypeVar("A", bound=Aggregate)
-SNAPSHOT_EVERY = 50
+SNAPSHOT_EVERY = 200  # workspace streams are cached per process; a snapshot bounds a cold load
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,22 @@ class Metadata:
 
 
 @dataclass
+class PendingEvents:
+    """Events already collected from an aggregate: group commit keeps each command's workspace events with
+    that command's metadata."""
+
+    aggregate: Aggregate
+    events: list[Any]
+
+    def collect_events(self) -> list[Any]:
+        events, self.events = self.events, []
+        return events
+
+
+Changes = Sequence[Aggregate | PendingEvents]
+
+
+@dataclass
 class Saved:
     positions: list[int] = field(default_factory=list)
     envelopes: list[Envelope] = field(default_factory=list)
@@ -59,7 +75,7 @@ class EventStore:
     def __init__(self, pool: asyncpg.Pool, mapper: Mapper[Any] | None = None) -> None:
         self.pool = pool
         self.mapper = mapper or build_mapper()
-        self.workspaces = WorkspaceCache(lambda workspace_id: self.load(Workspace, workspace_id))
+        self.workspaces = WorkspaceCache(lambda ws_id: self.load(Workspace, ws_id), self.save_batch)
 
     async def load_many(self, stream_ids: Iterable[UUID]) -> dict[UUID, Any]:
         """The current state of each existing stream (snapshot + later events), in one round trip."""
@@ -81,24 +97,33 @@ class EventStore:
             return None
         return aggregate
 
-    async def save(self, workspace_id: UUID, aggregates: Sequence[Aggregate], metadata: Metadata) -> Saved:
+    async def save(self, workspace_id: UUID, aggregates: Changes, metadata: Metadata) -> Saved:
         """Append every pending event of ``aggregates`` in one transaction. Raises VersionConflict."""
-        pending = [event for aggregate in aggregates for event in aggregate.collect_events()]
-        if not pending:
+        return await self.save_batch(workspace_id, [(aggregates, metadata)])
+
+    async def save_batch(self, workspace_id: UUID, groups: Sequence[tuple[Changes, Metadata]]) -> Saved:
+        """Several commands' changes, each with its own metadata, in one transaction (group commit)."""
+        stored: list[Any] = []
+        envelopes: list[Envelope] = []
+        metadatas: list[dict[str, Any]] = []
+        for aggregates, metadata in groups:
+            meta = metadata.as_dict()
+            for aggregate in aggregates:
+                for event in aggregate.collect_events():
+                    record = self.mapper.to_stored_event(event)
+                    stored.append(record)
+                    metadatas.append(meta)
+                    envelopes.append(Envelope(workspace_id, record.topic, event, meta))
+        if not stored:
             return Saved()
-        stored = [self.mapper.to_stored_event(event) for event in pending]
-        meta = metadata.as_dict()
-        envelopes = [
-            Envelope(workspace_id=workspace_id, event_type=s.topic, event=event, metadata=meta)
-            for s, event in zip(stored, pending, strict=True)
-        ]
         async with self.pool.acquire() as conn, conn.transaction():
             for envelope in envelopes:
                 for projection in INLINE:
                     if envelope.event_type in projection.event_types:
                         await projection.apply(conn, envelope)
-            positions = await recorder.append(conn, workspace_id, stored, meta)
-        await self._snapshot_long_streams(aggregates, stored)
+            positions = await recorder.append(conn, workspace_id, stored, metadatas)
+        touched = [a.aggregate if isinstance(a, PendingEvents) else a for group, _ in groups for a in group]
+        await self._snapshot_long_streams(touched, stored)
         return Saved(positions=positions, envelopes=envelopes)
 
     async def _snapshot_long_streams(self, aggregates: Sequence[Aggregate], stored: Sequence[Any]) -> None:

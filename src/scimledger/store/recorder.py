@@ -50,21 +50,23 @@ async def append(
     conn: asyncpg.Connection,
     workspace_id: UUID,
     events: Sequence[StoredEvent],
-    metadata: dict[str, Any],
+    metadata: dict[str, Any] | Sequence[dict[str, Any]],
 ) -> list[int]:
-    """Append ``events`` atomically; returns their positions. Raises VersionConflict."""
+    """Append ``events`` atomically; returns their positions. ``metadata`` is one dict for all events, or
+    one per event. Raises VersionConflict."""
     if not events:
         return []
+    metadatas = [metadata] * len(events) if isinstance(metadata, dict) else list(metadata)
     try:
         positions = await conn.fetchval(
-            "SELECT scimledger_append($1, $2, $3, $4, $5, $6::jsonb[], $7)",
+            "SELECT scimledger_append($1, $2, $3, $4, $5, $6::jsonb[], $7::jsonb[])",
             workspace_id,
             [e.originator_id for e in events],
             [e.originator_version for e in events],
             [e.topic for e in events],
             [e.state for e in events],
             [_json_view(e.state) for e in events],
-            metadata,
+            metadatas,
         )
     except asyncpg.UniqueViolationError as error:
         if error.constraint_name != "events_stream_version_key":

@@ -1,39 +1,135 @@
 """The Workspace is a hot stream (every seat and admin change saves it): per process, commands on one
-workspace run one at a time and reuse the last saved aggregate (DESIGN.md, "Domain model").
+workspace take turns on it and reuse the last saved aggregate (DESIGN.md, "Domain model").
 
-Another process may have moved the stream on; the save then fails its version check, the cached copy is
-dropped and the handler retries with a fresh load. Any failure drops the cached copy, since the
-aggregate may hold changes that were never saved.
+``submit`` adds group commit: commands that arrive while another holds the workspace queue up, and the next
+holder decides all of them on the one aggregate and saves them in one transaction (each command's events
+keep their own metadata). A command refused by the workspace (no free seat) is taken out without touching
+the others. If the save fails on a version check, every command of the batch gets the VersionConflict and
+its handler retries from a fresh load; a command that lost a uniqueness race then sees the claim taken.
+
+Another process may have moved the stream on: its save then fails its version check, the cached copy is
+dropped and the handlers retry. Any failure drops the cached copy, since the aggregate may hold changes
+that were never saved.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+import copy
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from uuid import UUID
 
+from eventsourcing.domain import Aggregate
+
 from scimledger.domain import Workspace
-from scimledger.domain.errors import UnknownResource
+from scimledger.domain.errors import DomainError, UnknownResource
+from scimledger.store.recorder import VersionConflict
+
+if TYPE_CHECKING:
+    from scimledger.store.event_store import Changes, Metadata, Saved
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Decision(Generic[T]):
+    """What one command decided on the workspace: the other aggregates to save, and its result."""
+
+    aggregates: Sequence[Aggregate]
+    metadata: Metadata
+    result: T
+
+
+Step = Callable[[Workspace], Decision[Any]]
+
+
+@dataclass
+class _Pending:
+    step: Step
+    future: asyncio.Future[Any] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+SaveBatch = Callable[[UUID, Sequence[tuple["Changes", "Metadata"]]], Awaitable["Saved"]]
 
 
 class WorkspaceCache:
-    def __init__(self, load: Callable[[UUID], Awaitable[Workspace | None]]) -> None:
+    def __init__(self, load: Callable[[UUID], Awaitable[Workspace | None]], save_batch: SaveBatch) -> None:
         self._load = load
+        self._save_batch = save_batch
         self._locks: dict[UUID, asyncio.Lock] = {}
         self._saved: dict[UUID, Workspace] = {}
+        self._queues: dict[UUID, list[_Pending]] = {}
+
+    async def _workspace(self, workspace_id: UUID) -> Workspace:
+        workspace = self._saved.pop(workspace_id, None) or await self._load(workspace_id)
+        if workspace is None:
+            raise UnknownResource(f"workspace {workspace_id} does not exist")
+        return workspace
 
     @asynccontextmanager
     async def hold(self, workspace_id: UUID) -> AsyncIterator[Workspace]:
         """The workspace, exclusively for this process until the block ends (the block must save it)."""
         lock = self._locks.setdefault(workspace_id, asyncio.Lock())
         async with lock:
-            workspace = self._saved.pop(workspace_id, None) or await self._load(workspace_id)
-            if workspace is None:
-                raise UnknownResource(f"workspace {workspace_id} does not exist")
+            workspace = await self._workspace(workspace_id)
             yield workspace
             if not workspace.pending_events:
                 self._saved[workspace_id] = workspace
+
+    async def submit(self, workspace_id: UUID, step: Step) -> Any:
+        """Decide ``step`` on the workspace and save it, batched with whatever else is waiting."""
+        pending = _Pending(step)
+        self._queues.setdefault(workspace_id, []).append(pending)
+        lock = self._locks.setdefault(workspace_id, asyncio.Lock())
+        async with lock:
+            if not pending.future.done():
+                batch, self._queues[workspace_id] = self._queues[workspace_id], []
+                await self._run(workspace_id, batch)
+        return await pending.future
+
+    async def _run(self, workspace_id: UUID, batch: list[_Pending]) -> None:
+        try:
+            workspace = await self._workspace(workspace_id)
+        except BaseException as error:
+            for pending in batch:
+                pending.future.set_exception(error)
+            return
+        from scimledger.store.event_store import PendingEvents
+
+        accepted: list[tuple[_Pending, Decision[Any]]] = []
+        groups: list[tuple[Changes, Metadata]] = []
+        streams: set[UUID] = set()
+        for pending in batch:
+            before = copy.deepcopy(workspace.__dict__)
+            try:
+                decision = pending.step(workspace)
+                overlap = streams & {a.id for a in decision.aggregates}
+                if overlap:  # two commands of one batch on one stream (same userName): the later one loses
+                    raise VersionConflict(next(iter(overlap)))
+            except (DomainError, VersionConflict) as error:
+                workspace.__dict__.clear()
+                workspace.__dict__.update(before)
+                pending.future.set_exception(error)
+                continue
+            streams.update(a.id for a in decision.aggregates)
+            accepted.append((pending, decision))
+            own = PendingEvents(workspace, list(workspace.collect_events()))
+            groups.append(([own, *decision.aggregates], decision.metadata))
+        if not accepted:
+            self._saved[workspace_id] = workspace
+            return
+        try:
+            await self._save_batch(workspace_id, groups)
+        except BaseException as error:
+            for pending, _ in accepted:
+                pending.future.set_exception(error)
+            return
+        self._saved[workspace_id] = workspace
+        for pending, decision in accepted:
+            pending.future.set_result(decision.result)
 
     def forget(self, workspace_id: UUID) -> None:
         self._saved.pop(workspace_id, None)
