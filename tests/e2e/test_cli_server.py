@@ -4,78 +4,11 @@ command reusing that server, the first-run demo workspace, and a SCIM round trip
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import tempfile
-import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
-import pytest
 
-CLI = [sys.executable, "-m", "scimledger.cli"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def embedded_env(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    env["SCIMLEDGER_HOME"] = str(home)
-    return env
-
-
-def cli(env: dict[str, str], *args: str) -> dict[str, Any]:
-    done = subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=120, check=False)
-    assert done.returncode == 0, done.stderr
-    return dict(json.loads(done.stdout))
-
-
-@pytest.fixture
-def server() -> Iterator[tuple[str, dict[str, str], Path]]:
-    home = Path(tempfile.mkdtemp(prefix="scimledger-serve-"))
-    home.chmod(0o755)
-    env = embedded_env(home)
-    port = free_port()
-    proc = subprocess.Popen(
-        [*CLI, "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/scim/v2/Users", timeout=1).status_code == 401:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-            assert proc.poll() is None, proc.communicate()[1]
-        yield url, env, home
-    finally:
-        proc.terminate()
-        try:
-            _, stderr = proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            _, stderr = proc.communicate()
-        (home / "serve.stderr").write_text(stderr or "")
-        data = home / "pgdata"
-        deadline = time.monotonic() + 30
-        while (data / "postmaster.pid").exists() and time.monotonic() < deadline:
-            time.sleep(0.1)  # the embedded server dies with its parent (PR_SET_PDEATHSIG)
-        shutil.rmtree(home, ignore_errors=True)
+from tests.e2e.conftest import cli
 
 
 def test_first_run_prints_demo_credentials_that_work(server: tuple[str, dict[str, str], Path]) -> None:
