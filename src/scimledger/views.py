@@ -32,6 +32,11 @@ class UserRow:
         return cls(**dict(row))
 
     @classmethod
+    def of_row(cls, row: asyncpg.Record) -> UserRow:
+        """From a row that has more columns than a UserRow (a listing's total, groups)."""
+        return cls(**{name: row[name] for name in cls.__dataclass_fields__})
+
+    @classmethod
     def of_member(cls, member: Member) -> UserRow:
         """The row the scim_users projection writes for ``member`` (a just-saved aggregate)."""
         return cls(
@@ -80,32 +85,23 @@ async def touch_token(conn: asyncpg.Pool | asyncpg.Connection, token_id: UUID) -
 
 async def get_user(
     conn: asyncpg.Pool | asyncpg.Connection, workspace_id: UUID, user_id: UUID
-) -> UserRow | None:
+) -> tuple[UserRow, list[dict[str, Any]]] | None:
+    """A visible user of the workspace with its groups (RFC 7643 §4.1.2), in one round trip."""
     row = await conn.fetchrow(
-        f"""SELECT {USER_COLUMNS} FROM scim_users
+        f"""SELECT {USER_COLUMNS}, {GROUPS_OF_USER} AS groups FROM scim_users u
              WHERE id = $1 AND workspace_id = $2 AND status <> 'deprovisioned'""",
         user_id,
         workspace_id,
     )
-    return UserRow.of(row) if row else None
+    if row is None:
+        return None
+    return UserRow.of_row(row), [{**g, "value": str(g["value"])} for g in row["groups"]]
 
 
-async def groups_of(
-    conn: asyncpg.Pool | asyncpg.Connection, member_ids: list[UUID]
-) -> dict[UUID, list[dict[str, Any]]]:
-    """RFC 7643 §4.1.2 ``groups``: the teams each member is in (value, display)."""
-    rows = await conn.fetch(
-        """SELECT m.member_id, g.id, g.display_name FROM scim_group_members m
-             JOIN scim_groups g ON g.id = m.group_id AND NOT g.archived
-            WHERE m.member_id = ANY($1::uuid[]) ORDER BY g.display_name, g.id""",
-        member_ids,
-    )
-    out: dict[UUID, list[dict[str, Any]]] = {}
-    for row in rows:
-        out.setdefault(row["member_id"], []).append(
-            {"value": str(row["id"]), "display": row["display_name"], "type": "direct"}
-        )
-    return out
+GROUPS_OF_USER = """(SELECT coalesce(json_agg(json_build_object('value', g.id, 'display', g.display_name,
+                                                  'type', 'direct') ORDER BY g.display_name, g.id), '[]')
+                      FROM scim_group_members m JOIN scim_groups g ON g.id = m.group_id AND NOT g.archived
+                     WHERE m.member_id = u.id)"""
 
 
 async def find_users(
@@ -116,21 +112,29 @@ async def find_users(
     order_by: str,
     limit: int,
     offset: int,
-) -> tuple[int, list[UserRow]]:
-    """Users of a workspace matching a compiled filter ``where``; ``args[0]`` ($1) is the workspace id."""
+    with_groups: bool,
+) -> tuple[int, list[UserRow], dict[UUID, list[dict[str, Any]]]]:
+    """Users of a workspace matching a compiled filter ``where`` (``args[0]``, $1, is the workspace id): the
+    total, one page, and (``with_groups``) each user's groups — one round trip for a non-empty page."""
     base = f"FROM scim_users u WHERE u.workspace_id = $1 AND u.status <> 'deprovisioned' AND ({where})"
-    total = await conn.fetchval(f"SELECT count(*) {base}", *args)
     if limit == 0:
-        return int(total), []
+        return int(await conn.fetchval(f"SELECT count(*) {base}", *args)), [], {}
     n = len(args)
+    groups = GROUPS_OF_USER if with_groups else "'[]'::json"
     rows = await conn.fetch(
-        f"SELECT {', '.join('u.' + c.strip() for c in USER_COLUMNS.split(','))} {base} "
+        f"SELECT {', '.join('u.' + c.strip() for c in USER_COLUMNS.split(','))}, "
+        f"count(*) OVER () AS total, {groups} AS groups {base} "
         f"ORDER BY {order_by} LIMIT ${n + 1} OFFSET ${n + 2}",
         *args,
         limit,
         offset,
     )
-    return int(total), [UserRow.of(r) for r in rows]
+    if not rows:
+        total = int(await conn.fetchval(f"SELECT count(*) {base}", *args)) if offset else 0
+        return total, [], {}
+    users = [UserRow.of_row(r) for r in rows]
+    by_id = {r["id"]: [{**g, "value": str(g["value"])} for g in r["groups"]] for r in rows}
+    return int(rows[0]["total"]), users, by_id
 
 
 async def teams_of_member(conn: asyncpg.Pool | asyncpg.Connection, member_id: UUID) -> list[UUID]:

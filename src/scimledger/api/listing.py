@@ -93,20 +93,25 @@ async def run_query(
     if query.cursor is not None:
         offset, where = _apply_cursor(request, query, alias, where, args)
     pool = request.app.state.pool
-    finder = views.find_users if resource_type == "User" else views.find_groups
-    total, rows = await finder(pool, where, args, order_by=order, limit=query.count, offset=offset)
     base = base_url(request)
     page: list[dict[str, Any]]
+    rows: list[views.UserRow] | list[views.GroupRow]
     if resource_type == "User":
-        user_rows: list[views.UserRow] = rows  # type: ignore[assignment]
-        groups = (
-            await views.groups_of(pool, [r.id for r in user_rows])
-            if user_rows and wants(request, "User", "groups")
-            else {}
+        total, rows, groups = await views.find_users(
+            pool,
+            where,
+            args,
+            order_by=order,
+            limit=query.count,
+            offset=offset,
+            with_groups=wants(request, "User", "groups"),
         )
-        page = [project(request, scim_users.render(r, groups.get(r.id, []), base), "User") for r in user_rows]
+        page = [project(request, scim_users.render(r, groups.get(r.id, []), base), "User") for r in rows]
     else:
-        group_rows: list[views.GroupRow] = rows  # type: ignore[assignment]
+        total, group_rows = await views.find_groups(
+            pool, where, args, order_by=order, limit=query.count, offset=offset
+        )
+        rows = group_rows
         load = wants(request, "Group", "members") and bool(group_rows)
         members = await views.members_for_groups(pool, [r.id for r in group_rows]) if load else {}
         page = [

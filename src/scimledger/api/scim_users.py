@@ -52,10 +52,10 @@ def _user_id(request: Request) -> UUID:
 
 async def user_resource(request: Request, workspace_id: UUID, user_id: UUID) -> dict[str, Any]:
     pool = request.app.state.pool
-    row = await views.get_user(pool, workspace_id, user_id)
-    if row is None:
+    found = await views.get_user(pool, workspace_id, user_id)
+    if found is None:
         raise NotFound(f"User {user_id} not found")
-    groups = (await views.groups_of(pool, [row.id])).get(row.id, [])
+    row, groups = found
     return render(row, groups, base_url(request))
 
 
