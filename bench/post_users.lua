@@ -1,5 +1,6 @@
 -- wrk script for bench/run.py: POSTs a SCIM User with a unique userName (user-<n>@example.com) per request,
--- sends exactly `quota` requests per thread, stops the thread once all of them are answered, and prints one
+-- sends exactly `quota` requests per thread and, once all of them are answered, stops the thread and prints
+-- "DONE" (wrk itself sleeps for its -d duration: bench/run.py then sends it SIGINT). At the end it prints one
 -- line "BENCH {json}" with the counts and latency percentiles (microseconds).
 -- Usage: wrk ... -s post_users.lua URL -- <quota per thread> <first n> [bearer token]
 -- Once its quota is sent, a thread answers wrk's request() with "" so the connection sends nothing more.
@@ -48,8 +49,10 @@ function response(status, headers, body)
       first_error = status .. " " .. string.sub(body or "", 1, 200):gsub('[%c"\\]', " ")
     end
   end
-  if answered >= quota then
+  if answered == quota then
     wrk.thread:stop()
+    io.write("DONE\n")
+    io.flush()
   end
 end
 

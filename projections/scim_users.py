@@ -85,7 +85,7 @@ async def apply(conn: asyncpg.Connection, env: Envelope) -> None:
             e.originator_version,
         )
     elif kind in STATUS:
-        status = STATUS[kind]
+        status = getattr(e, "status", None) or STATUS[kind]  # MemberReactivated names where it returns
         await conn.execute(
             """UPDATE scim_users SET status = $2, active = $3, has_seat = $4, last_modified = $5, version = $6
                 WHERE id = $1""",

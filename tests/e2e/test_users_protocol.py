@@ -213,11 +213,15 @@ async def test_patch_remove_active_leaves_it_unassigned_and_keeps_access(
     assert status == "active"
 
 
-async def test_extension_value_carrying_schemas_is_accepted(client: httpx.AsyncClient, workspace: Workspace) -> None:
+async def test_extension_value_carrying_schemas_is_accepted(
+    client: httpx.AsyncClient, workspace: Workspace
+) -> None:
     user = await create(client, workspace, "ext@example.com")
     response = await client.patch(
         f"/scim/v2/Users/{user['id']}",
-        json=patch({"op": "add", "path": ENTERPRISE, "value": {"schemas": [ENTERPRISE], "employeeNumber": "7"}}),
+        json=patch(
+            {"op": "add", "path": ENTERPRISE, "value": {"schemas": [ENTERPRISE], "employeeNumber": "7"}}
+        ),
         headers=workspace.auth,
     )
     assert response.status_code == 200, response.text

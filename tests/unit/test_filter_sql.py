@@ -188,9 +188,10 @@ def test_user_groups_value_is_exists_over_memberships() -> None:
     assert params == [uuid.UUID(MEMBER)]
 
 
-def test_members_display_compares_member_display() -> None:
+def test_members_display_compares_the_display_the_idp_set_else_the_users_name() -> None:
     where, _ = sql('members.display co "babs"', "Group")
-    assert "lower(gm.member_display) LIKE lower($1) ESCAPE '\\'" in where
+    assert "lower(coalesce(gm.display, (SELECT coalesce(mu.display_name, mu.user_name)" in where
+    assert "LIKE lower($1) ESCAPE '\\'" in where
 
 
 # --------------------------------------------------------------------------------------------------

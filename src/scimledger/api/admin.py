@@ -189,6 +189,8 @@ async def create_member(request: Request) -> Response:
     principal = await _principal(request)
     body = await _body(request)
     user_name = _field(body, "user_name", str).strip()
+    if not user_name:
+        raise InvalidCommand("user_name must not be blank")
     role = _field(body, "role", str, required=False) or "member"
     if role not in ("member", "admin"):
         raise InvalidCommand("role must be member or admin")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+import asyncpg
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
@@ -14,11 +15,11 @@ from scimledger.api import scim_groups, scim_users
 from scimledger.api.auth import scim_metadata, scim_principal
 from scimledger.api.discovery import BULK_MAX_OPERATIONS, BULK_MAX_PAYLOAD_SIZE
 from scimledger.api.errors import scim_error_for
-from scimledger.api.requests import base_url
+from scimledger.api.requests import base_url, check_depth
 from scimledger.api.responses import ScimResponse
 from scimledger.domain.errors import DomainError
 from scimledger.scim import bulk
-from scimledger.scim.errors import InvalidSyntax, NotFound, PayloadTooLarge
+from scimledger.scim.errors import InvalidSyntax, InvalidValue, NotFound, PayloadTooLarge
 from scimledger.scim.patch import validate_patch_request
 from scimledger.scim.users import group_from_body, user_from_body
 from scimledger.views import Principal
@@ -42,6 +43,7 @@ async def bulk_request(request: Request) -> Response:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as error:
         raise InvalidSyntax(f"the request body is not valid JSON: {error}") from error
+    check_depth(body, nul_possible=b"\\u0000" in raw)
     parsed = bulk.validate_bulk_request(
         body,
         max_operations=BULK_MAX_OPERATIONS,
@@ -54,6 +56,8 @@ async def bulk_request(request: Request) -> Response:
             return await _run(request, principal, method, path, data, _version(version))
         except DomainError as error:
             raise scim_error_for(error) from error
+        except (asyncpg.DataError, asyncpg.ProgramLimitExceededError) as error:
+            raise InvalidValue(f"a value in the operation cannot be stored: {error}") from error
 
     return ScimResponse(await bulk.execute_bulk(parsed, dispatch, base_url=base_url(request)))
 

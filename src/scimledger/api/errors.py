@@ -58,11 +58,12 @@ def _is_scim(request: Request) -> bool:
 
 
 def _render(request: Request, error: scim.ScimError, code: str | None = None) -> Response:
+    # RFC 6750 §3: a 401 names the scheme the client should use.
+    headers = {"WWW-Authenticate": 'Bearer realm="scimledger"'} if error.status == 401 else None
     if _is_scim(request):
-        headers = {"WWW-Authenticate": 'Bearer realm="scimledger"'} if error.status == 401 else None
         return ScimResponse(error.body(), status_code=error.status, headers=headers)
     body = {"error": {"code": code or error.scim_type or str(error.status), "message": error.detail}}
-    return JSONResponse(body, status_code=error.status)
+    return JSONResponse(body, status_code=error.status, headers=headers)
 
 
 async def on_scim_error(request: Request, exc: Exception) -> Response:
@@ -101,6 +102,13 @@ async def on_bad_data(request: Request, exc: Exception) -> Response:
     )
 
 
+async def on_too_large(request: Request, exc: Exception) -> Response:
+    """PostgreSQL class 54 (program limit exceeded): a value too long to index (say a 6,000-character
+    userName). Nothing was written."""
+    log.info("limit exceeded on %s %s: %s", request.method, request.url.path, exc)
+    return _render(request, scim.InvalidValue("a value in the request is too long"), "invalid_value")
+
+
 async def on_unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unexpected error on %s %s", request.method, request.url.path)
     error = scim.ScimError("internal server error")
@@ -114,5 +122,6 @@ HANDLERS = {
     VersionConflict: on_conflict,
     HTTPException: on_http_error,
     asyncpg.DataError: on_bad_data,
+    asyncpg.ProgramLimitExceededError: on_too_large,
     Exception: on_unexpected,
 }

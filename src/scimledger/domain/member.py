@@ -69,6 +69,7 @@ class Member(Aggregate):
         self.managed_by = managed_by
         self.status = status
         self.link_requested = False
+        self._joined = status != "invited"
 
     @classmethod
     def start(cls, how: type[Created], member_id: UUID, **kwargs: Any) -> Member:
@@ -150,12 +151,18 @@ class Member(Aggregate):
         self.status = "suspended"
 
     def reactivate(self) -> None:
+        """Back to where the member was: active, or still invited if they never accepted (seed 000)."""
         if self.status == "suspended":
-            self._reactivate()
+            self._reactivate(status="active" if self.joined else "invited")
 
     @event("Reactivated", topic="MemberReactivated")
-    def _reactivate(self) -> None:
-        self.status = "active"
+    def _reactivate(self, status: str = "active") -> None:
+        self.status = status
+
+    @property
+    def joined(self) -> bool:
+        """Whether the person is (or was) in the workspace: added directly, or accepted the invite."""
+        return bool(getattr(self, "_joined", True))
 
     def accept_invite(self) -> None:
         if self.status != "invited":
@@ -165,6 +172,7 @@ class Member(Aggregate):
     @event("InviteAccepted", topic="InviteAccepted")
     def _accept_invite(self) -> None:
         self.status = "active"
+        self._joined = True
 
     def deprovision(self) -> None:
         if self.status != "deprovisioned":

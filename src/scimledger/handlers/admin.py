@@ -144,9 +144,10 @@ async def accept_invite(store: EventStore, cmd: AcceptInvite, meta: Metadata) ->
         async with store.workspaces.hold(ws) as workspace:
             member = await _member(store, ws, cmd.member_id)
             before = Before.of(member)
-            if member.link_requested:
-                member.accept_link()
-            else:
+            if not member.link_requested and member.status != "invited":
+                raise InvalidCommand("the member has no pending invite")
+            member.accept_link()
+            if member.status == "invited":
                 member.accept_invite()
             reconcile(workspace, member, before)
             await store.save(ws, [workspace, member], meta)

@@ -292,7 +292,7 @@ def _status_after(member: Member, active: bool | None) -> str:
     if not active and member.status in ("active", "invited"):
         return "suspended"
     if active and member.status == "suspended":
-        return "active"
+        return "active" if member.joined else "invited"
     return member.status
 
 

@@ -81,7 +81,7 @@ class InvalidValue(ScimError):
 class InvalidVersion(ScimError):
     """The specified SCIM protocol version is not supported (``invalidVersion``)."""
 
-    scim_type = "invalidVersion"
+    scim_type = "invalidVers"  # sic: RFC 7644 §3.12, Table 9
 
 
 class Sensitive(ScimError):

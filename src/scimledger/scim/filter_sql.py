@@ -248,7 +248,12 @@ class _RootScope:
                 "gm.workspace_id = g.workspace_id AND gm.group_id = g.id",
                 {
                     "value": _Column("gm.member_id", value, is_uuid=True),
-                    "display": _Column("gm.member_display", display),
+                    "display": _Column(
+                        "coalesce(gm.display, (SELECT coalesce(mu.display_name, mu.user_name)"
+                        " FROM scim_users mu"
+                        " WHERE mu.workspace_id = gm.workspace_id AND mu.id = gm.member_id))",
+                        display,
+                    ),
                 },
             )
         if self.resource_type == "User" and attr.name == "groups" and value and display:

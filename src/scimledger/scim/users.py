@@ -19,6 +19,12 @@ from scimledger.scim.schemas import ENTERPRISE_USER_URN, GROUP_URN, USER_URN, ca
 ResourceType = Literal["User", "Group"]
 CORE = {"User": USER_URN, "Group": GROUP_URN}
 DROPPED = {"schemas", "password"}
+MAX_VALUE_LENGTH = 1024  # userName, displayName, externalId, email values: looked up through indexes
+
+
+def _check_length(name: str, value: Any) -> None:
+    if isinstance(value, str) and len(value) > MAX_VALUE_LENGTH:
+        raise InvalidValue(f"{name} is longer than {MAX_VALUE_LENGTH} characters")
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,10 @@ def normalise(body: Any, resource_type: ResourceType) -> dict[str, Any]:
         return {}
     result = apply_patch(start, [{"op": "add", "value": value}], resource_type)
     result.pop("schemas", None)
+    for key in ("userName", "displayName", "externalId"):
+        _check_length(key, result.get(key))
+    for email in result.get("emails") or []:
+        _check_length("emails.value", email.get("value") if isinstance(email, dict) else None)
     return result
 
 

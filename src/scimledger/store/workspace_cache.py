@@ -7,6 +7,9 @@ keep their own metadata). A command refused by the workspace (no free seat) is t
 the others. If the save fails on a version check, every command of the batch gets the VersionConflict and
 its handler retries from a fresh load; a command that lost a uniqueness race then sees the claim taken.
 
+If the save fails for another reason (one command's data refused by PostgreSQL), the batch's commands
+retry and, for a second, commands are saved one by one, so that only the culprit fails.
+
 Another process may have moved the stream on: its save then fails its version check, the cached copy is
 dropped and the handlers retry. Any failure drops the cached copy, since the aggregate may hold changes
 that were never saved.
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -25,13 +29,14 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate
 
 from scimledger.domain import Workspace
-from scimledger.domain.errors import DomainError, UnknownResource
+from scimledger.domain.errors import UnknownResource
 from scimledger.store.recorder import VersionConflict
 
 if TYPE_CHECKING:
     from scimledger.store.event_store import Changes, Metadata, Saved
 
 T = TypeVar("T")
+SOLO_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,7 @@ class WorkspaceCache:
         self._locks: dict[UUID, asyncio.Lock] = {}
         self._saved: dict[UUID, Workspace] = {}
         self._queues: dict[UUID, list[_Pending]] = {}
+        self._solo_until: dict[UUID, float] = {}
 
     async def _workspace(self, workspace_id: UUID) -> Workspace:
         workspace = self._saved.pop(workspace_id, None) or await self._load(workspace_id)
@@ -86,8 +92,17 @@ class WorkspaceCache:
         lock = self._locks.setdefault(workspace_id, asyncio.Lock())
         async with lock:
             if not pending.future.done():
-                batch, self._queues[workspace_id] = self._queues[workspace_id], []
-                await self._run(workspace_id, batch)
+                queue = self._queues[workspace_id]
+                if time.monotonic() < self._solo_until.get(workspace_id, 0.0):
+                    batch, self._queues[workspace_id] = [pending], [p for p in queue if p is not pending]
+                else:
+                    batch, self._queues[workspace_id] = queue, []
+                try:
+                    await self._run(workspace_id, batch)
+                finally:
+                    for waiting in batch:  # never leave a command waiting forever
+                        if not waiting.future.done():
+                            waiting.future.set_exception(VersionConflict(None))
         return await pending.future
 
     async def _run(self, workspace_id: UUID, batch: list[_Pending]) -> None:
@@ -109,7 +124,7 @@ class WorkspaceCache:
                 overlap = streams & {a.id for a in decision.aggregates}
                 if overlap:  # two commands of one batch on one stream (same userName): the later one loses
                     raise VersionConflict(next(iter(overlap)))
-            except (DomainError, VersionConflict) as error:
+            except Exception as error:  # refused (DomainError), or a bug: that command alone fails
                 workspace.__dict__.clear()
                 workspace.__dict__.update(before)
                 pending.future.set_exception(error)
@@ -123,7 +138,12 @@ class WorkspaceCache:
             return
         try:
             await self._save_batch(workspace_id, groups)
-        except BaseException as error:
+        except Exception as error:
+            if len(accepted) > 1 and not isinstance(error, VersionConflict):
+                # One command's data broke the whole transaction (say a value PostgreSQL refuses): for a
+                # moment save commands one by one, so that only that command fails; the others retry.
+                self._solo_until[workspace_id] = time.monotonic() + SOLO_SECONDS
+                error = VersionConflict(None)
             for pending, _ in accepted:
                 pending.future.set_exception(error)
             return
