@@ -11,6 +11,7 @@ import asyncio
 import getpass
 import json
 import os
+import socket
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -93,7 +94,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             f"  admin key    : {demo['admin_key']}\n"
             f"  (also saved to {settings.home / 'demo-credentials.json'}; they are shown only once)\n\n"
         )
-    uvicorn.run(
+    config = uvicorn.Config(
         "scimledger.app:create_app",
         factory=True,
         host=args.host,
@@ -102,6 +103,18 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         log_level="info",
         access_log=False,
     )
+    if args.workers <= 1:
+        uvicorn.Server(config).run()
+        return 0
+    from uvicorn.supervisors import Multiprocess
+
+    # uvicorn's own shared socket is created with proto 0, so asyncio never sets TCP_NODELAY on its
+    # connections and each keep-alive response waits ~40 ms (uvicorn issue #3149): bind it ourselves.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((args.host, args.port))
+    sock.set_inheritable(True)
+    Multiprocess(config, sockets=[sock]).run()
     return 0
 
 

@@ -38,14 +38,14 @@ def cli(env: dict[str, str], *args: str) -> dict[str, Any]:
     return dict(json.loads(done.stdout))
 
 
-@pytest.fixture
-def server() -> Iterator[tuple[str, dict[str, str], Path]]:
+def serve(*extra: str) -> Iterator[tuple[str, dict[str, str], Path]]:
+    """A ``scimledger serve`` process on a free port with its own home and embedded PostgreSQL."""
     home = Path(tempfile.mkdtemp(prefix="scimledger-serve-"))
     home.chmod(0o755)
     env = embedded_env(home)
     port = free_port()
     proc = subprocess.Popen(
-        [*CLI, "serve", "--port", str(port)],
+        [*CLI, "serve", "--port", str(port), *extra],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -75,3 +75,13 @@ def server() -> Iterator[tuple[str, dict[str, str], Path]]:
         while (data / "postmaster.pid").exists() and time.monotonic() < deadline:
             time.sleep(0.1)  # the embedded server dies with its parent (PR_SET_PDEATHSIG)
         shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[str, dict[str, str], Path]]:
+    yield from serve()
+
+
+@pytest.fixture
+def two_worker_server() -> Iterator[tuple[str, dict[str, str], Path]]:
+    yield from serve("--workers", "2")

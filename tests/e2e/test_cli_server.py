@@ -75,3 +75,20 @@ def test_projections_rebuild_verify_exits_zero(server: tuple[str, dict[str, str]
     )
     result = cli(env, "projections", "rebuild", "--verify")
     assert result["equal"] is True
+
+
+def test_two_workers_read_their_writes(two_worker_server: tuple[str, dict[str, str], Path]) -> None:
+    """DESIGN.md read-your-writes: once a POST answered 201, a look-up on a new connection (which may land on
+    the other worker) finds the user, every time."""
+    url, _, home = two_worker_server
+    demo = json.loads((home / "demo-credentials.json").read_text())
+    auth = {"Authorization": f"Bearer {demo['token']}"}
+    for n in range(20):
+        name = f"rw{n}@example.com"
+        with httpx.Client(timeout=10) as one:
+            assert one.post(f"{url}/scim/v2/Users", json={"userName": name}, headers=auth).status_code == 201
+        with httpx.Client(timeout=10) as other:
+            found = other.get(
+                f"{url}/scim/v2/Users", params={"filter": f'userName eq "{name}"'}, headers=auth
+            )
+        assert found.json()["totalResults"] == 1, n
