@@ -545,9 +545,14 @@ async def test_a_scim_token_gets_404_for_another_workspace_s_resources(
 async def test_a_scim_group_cannot_take_members_of_another_workspace(
     client: httpx.AsyncClient, workspace: Workspace, app: Any, foreign: dict[str, str]
 ) -> None:
-    async with appends_nothing(app.state.pool):
-        response = await push_group(client, workspace, "Raid", foreign["member"])
-    assert_scim_error(response, 400, "invalidValue")
+    """Seed 002: only members already in this workspace join a pushed team; others are skipped."""
+    response = await push_group(client, workspace, "Raid", foreign["member"])
+    assert response.status_code == 201, response.text
+    assert "members" not in response.json()
+    added = await app.state.pool.fetchval(
+        "SELECT count(*) FROM events WHERE event_type = 'TeamMemberAdded' AND workspace_id = $1", workspace.id
+    )
+    assert added == 0
 
 
 async def test_unlinking_an_app_team_changes_nothing(

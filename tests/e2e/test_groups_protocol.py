@@ -175,17 +175,26 @@ async def test_delete_archives_and_frees_the_name(
     await group(client, workspace, "Temp")
 
 
-async def test_unknown_member_is_400_and_appends_nothing(
+async def test_members_not_in_the_workspace_are_skipped(
     client: httpx.AsyncClient, workspace: Workspace, app: Any
 ) -> None:
-    before = await app.state.pool.fetchval("SELECT count(*) FROM events")
+    """Seed 002: members of a pushed group who are already in the workspace are added; others are skipped."""
+    a = await user(client, workspace, "known@example.com")
     response = await client.post(
         "/scim/v2/Groups",
-        json={"displayName": "X", "members": [{"value": "9b1deb4d-3b7d-4bad-9bdd-2b0d7b3dcb6d"}]},
+        json={
+            "displayName": "X",
+            "members": [
+                {"value": "9b1deb4d-3b7d-4bad-9bdd-2b0d7b3dcb6d"},
+                {"value": "not-an-id"},
+                {"value": a},
+            ],
+        },
         headers=workspace.auth,
     )
-    assert response.status_code == 400
-    assert await app.state.pool.fetchval("SELECT count(*) FROM events") == before
+    assert response.status_code == 201
+    assert [m["value"] for m in response.json()["members"]] == [a]
+    assert await count(app, "TeamMemberAdded") == 1
 
 
 async def test_filter_groups_by_display_name(client: httpx.AsyncClient, workspace: Workspace) -> None:

@@ -60,18 +60,12 @@ async def _team(store: EventStore, ws: UUID, team_id: UUID, *, idp_write: bool =
 
 
 async def _known_members(store: EventStore, ws: UUID, ids: tuple[str, ...]) -> list[UUID]:
-    """The ids as member UUIDs; any id that is not a visible member of the workspace is invalidValue."""
-    parsed: list[UUID] = []
-    for raw in ids:
-        try:
-            parsed.append(UUID(raw))
-        except ValueError:
-            raise InvalidCommand(f"member {raw!r} is not a User of this workspace") from None
+    """The ids that are visible members of the workspace. Seed 002: "members of that group who are already
+    in your workspace are added to the team"; the others are skipped (an IdP may push a group before it
+    provisions everyone in it)."""
+    parsed = [UUID(raw) for raw in ids if _is_uuid(raw)]
     known = await views.existing_members(store.pool, ws, parsed)
-    missing = [str(i) for i in parsed if i not in known]
-    if missing:
-        raise InvalidCommand(f"members {', '.join(missing)} are not Users of this workspace")
-    return parsed
+    return [i for i in parsed if i in known]
 
 
 async def _membership_changes(
