@@ -80,9 +80,17 @@ class ResourceType:
         return (self.schema, *(schema for schema, _required in self.extensions))
 
 
+_BY_NAME: dict[int, tuple[tuple[Attribute, ...], dict[str, Attribute]]] = {}
+
+
 def _named(attributes: tuple[Attribute, ...], name: str) -> Attribute | None:
-    lowered = name.lower()
-    return next((attr for attr in attributes if attr.name.lower() == lowered), None)
+    """Case-insensitive lookup (RFC 7643 §2.1), through a lower-cased index built once per tuple. Only the
+    schemas' own (long-lived) tuples come here, so the index stays small."""
+    entry = _BY_NAME.get(id(attributes))
+    if entry is None or entry[0] is not attributes:
+        entry = (attributes, {attr.name.lower(): attr for attr in reversed(attributes)})
+        _BY_NAME[id(attributes)] = entry
+    return entry[1].get(name.lower())
 
 
 # --------------------------------------------------------------------------------------------------
@@ -379,6 +387,17 @@ RESOURCE_TYPES: dict[str, ResourceType] = {
 # Lookup
 
 
+_WITH_COMMON: dict[str, tuple[Attribute, ...]] = {}
+
+
+def _with_common(schema: Schema) -> tuple[Attribute, ...]:
+    """The common attributes (id, externalId, meta) followed by a core schema's: one tuple per schema."""
+    found = _WITH_COMMON.get(schema.id)
+    if found is None:
+        found = _WITH_COMMON[schema.id] = COMMON_ATTRIBUTES + schema.attributes
+    return found
+
+
 def canonical_path(resource_type: str, path: AttrPath) -> AttrPath | None:
     """``path`` spelled as the schema spells it, or None if ``resource_type`` has no such attribute.
 
@@ -397,7 +416,7 @@ def canonical_path(resource_type: str, path: AttrPath) -> AttrPath | None:
         if found is None:
             return None
         schema = found
-    candidates = schema.attributes if schema is not rtype.schema else COMMON_ATTRIBUTES + schema.attributes
+    candidates = schema.attributes if schema is not rtype.schema else _with_common(schema)
     attr = _named(candidates, path.attr)
     if attr is None:
         return None
@@ -415,7 +434,7 @@ def find_attribute(resource_type: str, path: AttrPath) -> Attribute | None:
         return None
     rtype = RESOURCE_TYPES[resource_type]
     if canonical.schema is None:
-        attr = _named(COMMON_ATTRIBUTES + rtype.schema.attributes, canonical.attr)
+        attr = _named(_with_common(rtype.schema), canonical.attr)
     else:
         extension = next(s for s in rtype.schemas() if s.id == canonical.schema)
         attr = extension.attribute(canonical.attr)
