@@ -4,10 +4,11 @@ admin as actor and show up as drift (projections/drift.py) until the IdP's next 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from uuid import UUID, uuid4
 
-from scimledger.domain import Member, Team, UniquenessClaim
+from scimledger.domain import Member, Team, UniquenessClaim, Workspace
 from scimledger.domain.access import Before, reconcile
 from scimledger.domain.errors import InvalidCommand, UnknownResource
 from scimledger.domain.member import ROLES
@@ -66,42 +67,35 @@ class UnlinkTeam:
     team_id: UUID
 
 
-async def change_settings(store: EventStore, cmd: ChangeSettings, meta: Metadata) -> None:
-    """Seed 000: automatic seat assignment on or off."""
+async def _change_workspace(
+    store: EventStore, workspace_id: UUID, meta: Metadata, change: Callable[[Workspace], None]
+) -> None:
+    """Apply ``change`` (a Workspace command method call) under the workspace gate and save."""
 
     async def attempt() -> None:
-        async with store.workspaces.hold(cmd.workspace_id) as workspace:
-            workspace.set_automatic_seat_assignment(cmd.automatic_seat_assignment)
-            await store.save(cmd.workspace_id, [workspace], meta)
+        async with store.workspaces.hold(workspace_id) as workspace:
+            change(workspace)
+            await store.save(workspace_id, [workspace], meta)
 
     await with_retry(attempt)
+
+
+async def change_settings(store: EventStore, cmd: ChangeSettings, meta: Metadata) -> None:
+    """Seed 000: automatic seat assignment on or off."""
+    enabled = cmd.automatic_seat_assignment
+    await _change_workspace(store, cmd.workspace_id, meta, lambda w: w.set_automatic_seat_assignment(enabled))
 
 
 async def add_seats(store: EventStore, cmd: AddSeats, meta: Metadata) -> None:
-    async def attempt() -> None:
-        async with store.workspaces.hold(cmd.workspace_id) as workspace:
-            workspace.add_seats(cmd.count)
-            await store.save(cmd.workspace_id, [workspace], meta)
-
-    await with_retry(attempt)
+    await _change_workspace(store, cmd.workspace_id, meta, lambda w: w.add_seats(cmd.count))
 
 
 async def add_domain(store: EventStore, cmd: AddDomain, meta: Metadata) -> None:
-    async def attempt() -> None:
-        async with store.workspaces.hold(cmd.workspace_id) as workspace:
-            workspace.add_domain(cmd.domain)
-            await store.save(cmd.workspace_id, [workspace], meta)
-
-    await with_retry(attempt)
+    await _change_workspace(store, cmd.workspace_id, meta, lambda w: w.add_domain(cmd.domain))
 
 
 async def verify_domain(store: EventStore, cmd: VerifyDomain, meta: Metadata) -> None:
-    async def attempt() -> None:
-        async with store.workspaces.hold(cmd.workspace_id) as workspace:
-            workspace.verify_domain(cmd.domain)
-            await store.save(cmd.workspace_id, [workspace], meta)
-
-    await with_retry(attempt)
+    await _change_workspace(store, cmd.workspace_id, meta, lambda w: w.verify_domain(cmd.domain))
 
 
 async def _member(store: EventStore, ws: UUID, member_id: UUID) -> Member:
