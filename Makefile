@@ -32,6 +32,7 @@ fmt: install
 
 bench: install
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/queries.py
 
 clean:
 	rm -rf $(VENV) .scimledger
