@@ -17,7 +17,6 @@ from eventsourcing.domain import Aggregate, Snapshot
 from eventsourcing.persistence import Mapper
 
 from projections import INLINE, Envelope
-from scimledger.domain import Workspace
 from scimledger.domain.base import replay
 from scimledger.store import recorder
 from scimledger.store.mapper import build_mapper
@@ -69,13 +68,15 @@ Changes = Sequence[Aggregate | PendingEvents]
 class Saved:
     positions: list[int] = field(default_factory=list)
     envelopes: list[Envelope] = field(default_factory=list)
+    touched: list[Aggregate] = field(default_factory=list)
+    stored: list[Any] = field(default_factory=list)
 
 
 class EventStore:
     def __init__(self, pool: asyncpg.Pool, mapper: Mapper[Any] | None = None) -> None:
         self.pool = pool
         self.mapper = mapper or build_mapper()
-        self.workspaces = WorkspaceCache(lambda ws_id: self.load(Workspace, ws_id), self.save_batch)
+        self.workspaces = WorkspaceCache(self)
 
     async def load_many(self, stream_ids: Iterable[UUID]) -> dict[UUID, Any]:
         """The current state of each existing stream (snapshot + later events), in one round trip."""
@@ -103,6 +104,16 @@ class EventStore:
 
     async def save_batch(self, workspace_id: UUID, groups: Sequence[tuple[Changes, Metadata]]) -> Saved:
         """Several commands' changes, each with its own metadata, in one transaction (group commit)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            saved = await self.write_batch(conn, workspace_id, groups)
+        await self.snapshot(saved)
+        return saved
+
+    async def write_batch(
+        self, conn: asyncpg.Connection, workspace_id: UUID, groups: Sequence[tuple[Changes, Metadata]]
+    ) -> Saved:
+        """Inside the caller's transaction: inline projections, then the append. Snapshots come after
+        the commit (``snapshot``), never before: a snapshot must not get ahead of the log."""
         stored: list[Any] = []
         envelopes: list[Envelope] = []
         metadatas: list[dict[str, Any]] = []
@@ -116,15 +127,24 @@ class EventStore:
                     envelopes.append(Envelope(workspace_id, record.topic, event, meta))
         if not stored:
             return Saved()
-        async with self.pool.acquire() as conn, conn.transaction():
-            for envelope in envelopes:
-                for projection in INLINE:
-                    if envelope.event_type in projection.event_types:
-                        await projection.apply(conn, envelope)
-            positions = await recorder.append(conn, workspace_id, stored, metadatas)
+        for envelope in envelopes:
+            for projection in INLINE:
+                if envelope.event_type in projection.event_types:
+                    await projection.apply(conn, envelope)
+        positions = await recorder.append(conn, workspace_id, stored, metadatas)
         touched = [a.aggregate if isinstance(a, PendingEvents) else a for group, _ in groups for a in group]
-        await self._snapshot_long_streams(touched, stored)
-        return Saved(positions=positions, envelopes=envelopes)
+        return Saved(positions=positions, envelopes=envelopes, touched=touched, stored=stored)
+
+    async def snapshot(self, saved: Saved) -> None:
+        """Snapshot the streams of a committed save that crossed a multiple of SNAPSHOT_EVERY."""
+        if saved.stored:
+            await self._snapshot_long_streams(saved.touched, saved.stored)
+
+    @staticmethod
+    async def stream_head(conn: asyncpg.Connection, stream_id: UUID) -> int | None:
+        """The latest version of a stream, as committed now."""
+        value = await conn.fetchval("SELECT max(stream_version) FROM events WHERE stream_id = $1", stream_id)
+        return int(value) if value is not None else None
 
     async def _snapshot_long_streams(self, aggregates: Sequence[Aggregate], stored: Sequence[Any]) -> None:
         crossed = {s.originator_id for s in stored if s.originator_version % SNAPSHOT_EVERY == 0}

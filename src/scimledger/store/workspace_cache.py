@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -33,8 +34,9 @@ from scimledger.domain.errors import UnknownResource
 from scimledger.store.recorder import VersionConflict
 
 if TYPE_CHECKING:
-    from scimledger.store.event_store import Changes, Metadata, Saved
+    from scimledger.store.event_store import Changes, EventStore, Metadata
 
+log = logging.getLogger("scimledger")
 T = TypeVar("T")
 SOLO_SECONDS = 1.0
 
@@ -57,20 +59,19 @@ class _Pending:
     future: asyncio.Future[Any] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
-SaveBatch = Callable[[UUID, Sequence[tuple["Changes", "Metadata"]]], Awaitable["Saved"]]
-
-
 class WorkspaceCache:
-    def __init__(self, load: Callable[[UUID], Awaitable[Workspace | None]], save_batch: SaveBatch) -> None:
-        self._load = load
-        self._save_batch = save_batch
+    def __init__(self, store: EventStore) -> None:
+        self._store = store
         self._locks: dict[UUID, asyncio.Lock] = {}
         self._saved: dict[UUID, Workspace] = {}
         self._queues: dict[UUID, list[_Pending]] = {}
         self._solo_until: dict[UUID, float] = {}
 
-    async def _workspace(self, workspace_id: UUID) -> Workspace:
-        workspace = self._saved.pop(workspace_id, None) or await self._load(workspace_id)
+    async def _workspace(self, workspace_id: UUID, head: int | None = -1) -> Workspace:
+        """The cached workspace when it is still the stream's head (``head`` -1: not checked), else loaded."""
+        workspace = self._saved.pop(workspace_id, None)
+        if workspace is None or (head != -1 and workspace.version != head):
+            workspace = await self._store.load(Workspace, workspace_id)
         if workspace is None:
             raise UnknownResource(f"workspace {workspace_id} does not exist")
         return workspace
@@ -106,50 +107,56 @@ class WorkspaceCache:
         return await pending.future
 
     async def _run(self, workspace_id: UUID, batch: list[_Pending]) -> None:
-        try:
-            workspace = await self._workspace(workspace_id)
-        except BaseException as error:
-            for pending in batch:
-                pending.future.set_exception(error)
-            return
+        """One transaction: take the workspace's lock (shared by every worker process, so batches of
+        different workers take turns instead of failing each other's version checks), make sure the cached
+        aggregate is the stream's head, decide every command, write, commit, then snapshot."""
         from scimledger.store.event_store import PendingEvents
 
         accepted: list[tuple[_Pending, Decision[Any]]] = []
-        groups: list[tuple[Changes, Metadata]] = []
-        streams: set[UUID] = set()
-        for pending in batch:
-            before = copy.deepcopy(workspace.__dict__)
-            try:
-                decision = pending.step(workspace)
-                overlap = streams & {a.id for a in decision.aggregates}
-                if overlap:  # two commands of one batch on one stream (same userName): the later one loses
-                    raise VersionConflict(next(iter(overlap)))
-            except Exception as error:  # refused (DomainError), or a bug: that command alone fails
-                workspace.__dict__.clear()
-                workspace.__dict__.update(before)
-                pending.future.set_exception(error)
-                continue
-            streams.update(a.id for a in decision.aggregates)
-            accepted.append((pending, decision))
-            own = PendingEvents(workspace, list(workspace.collect_events()))
-            groups.append(([own, *decision.aggregates], decision.metadata))
-        if not accepted:
-            self._saved[workspace_id] = workspace
-            return
         try:
-            await self._save_batch(workspace_id, groups)
+            async with self._store.pool.acquire() as conn, conn.transaction():
+                await conn.execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended($1, 7243003))", str(workspace_id)
+                )
+                workspace = await self._workspace(
+                    workspace_id, await self._store.stream_head(conn, workspace_id)
+                )
+                groups: list[tuple[Changes, Metadata]] = []
+                streams: set[UUID] = set()
+                for pending in batch:
+                    before = copy.deepcopy(workspace.__dict__)
+                    try:
+                        decision = pending.step(workspace)
+                        overlap = streams & {a.id for a in decision.aggregates}
+                        if overlap:  # two commands of a batch on one stream (same userName): the later loses
+                            raise VersionConflict(next(iter(overlap)))
+                    except Exception as error:  # refused (DomainError), or a bug: that command alone fails
+                        workspace.__dict__.clear()
+                        workspace.__dict__.update(before)
+                        pending.future.set_exception(error)
+                        continue
+                    streams.update(a.id for a in decision.aggregates)
+                    accepted.append((pending, decision))
+                    own = PendingEvents(workspace, list(workspace.collect_events()))
+                    groups.append(([own, *decision.aggregates], decision.metadata))
+                saved = await self._store.write_batch(conn, workspace_id, groups)
         except Exception as error:
             if len(accepted) > 1 and not isinstance(error, VersionConflict):
                 # One command's data broke the whole transaction (say a value PostgreSQL refuses): for a
                 # moment save commands one by one, so that only that command fails; the others retry.
                 self._solo_until[workspace_id] = time.monotonic() + SOLO_SECONDS
                 error = VersionConflict(None)
-            for pending, _ in accepted:
-                pending.future.set_exception(error)
+            for pending in batch:
+                if not pending.future.done():
+                    pending.future.set_exception(error)
             return
         self._saved[workspace_id] = workspace
         for pending, decision in accepted:
             pending.future.set_result(decision.result)
+        try:
+            await self._store.snapshot(saved)
+        except Exception:  # a snapshot is a cache: the commands are committed either way
+            log.exception("snapshot after a batch failed")
 
     def forget(self, workspace_id: UUID) -> None:
         self._saved.pop(workspace_id, None)
