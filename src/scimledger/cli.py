@@ -183,6 +183,31 @@ def cmd_projections_rebuild(args: argparse.Namespace, settings: Settings) -> int
     return 0
 
 
+def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> int:
+    """Recompute every workspace's hash chain from the stored bytes (schema.sql, section 1)."""
+    from scimledger.chain import ChainReport, verify_all
+
+    async def work(store: EventStore) -> list[ChainReport]:
+        return await verify_all(store.pool)
+
+    reports = _with_store(settings, work)
+    _print(
+        {
+            "workspaces": [
+                {
+                    "workspace_id": str(r.workspace_id),
+                    "events": r.events,
+                    "ok": r.ok,
+                    "broken_at": r.broken_at,
+                }
+                for r in reports
+            ],
+            "ok": all(r.ok for r in reports),
+        }
+    )
+    return 0 if all(r.ok for r in reports) else 1
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="scimledger", description="Event-sourced SCIM 2.0 provisioning engine")
     sub = p.add_subparsers(dest="command", required=True)
@@ -214,6 +239,9 @@ def parser() -> argparse.ArgumentParser:
     rebuild = projections.add_parser("rebuild", help="rebuild every projection from position 0")
     rebuild.add_argument("--verify", action="store_true", help="exit non-zero unless rebuilt == live")
     rebuild.set_defaults(run=cmd_projections_rebuild)
+    audit = sub.add_parser("audit").add_subparsers(dest="action", required=True)
+    verify = audit.add_parser("verify", help="verify every workspace's hash chain; exit 1 if one is broken")
+    verify.set_defaults(run=cmd_audit_verify)
     return p
 
 

@@ -92,3 +92,10 @@ def test_two_workers_read_their_writes(two_worker_server: tuple[str, dict[str, s
                 f"{url}/scim/v2/Users", params={"filter": f'userName eq "{name}"'}, headers=auth
             )
         assert found.json()["totalResults"] == 1, n
+
+
+def test_audit_verify_checks_every_chain(server: tuple[str, dict[str, str], Path]) -> None:
+    _, env, _ = server
+    result = cli(env, "audit", "verify")
+    assert result["ok"] is True
+    assert result["workspaces"] and all(w["ok"] and w["events"] > 0 for w in result["workspaces"])
