@@ -568,6 +568,7 @@ async def test_an_app_managed_member_is_not_handed_to_the_idp_through_an_unverif
     after = await member(client, workspace, member_id)
     assert after["managed_by"] == "idp"
     assert after["status"] == "active"
+    assert after["role"] == "admin"  # what the IdP sent with the request applies on acceptance
 
 
 # --- suspension ---------------------------------------------------------------------------------------------

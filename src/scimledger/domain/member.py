@@ -69,6 +69,8 @@ class Member(Aggregate):
         self.managed_by = managed_by
         self.status = status
         self.link_requested = False
+        self.requested_profile: dict[str, Any] | None = None
+        self.requested_role: str | None = None
         self._joined = status != "invited"
 
     @classmethod
@@ -127,19 +129,29 @@ class Member(Aggregate):
         self.managed_by = managed_by
         self.link_requested = False
 
-    def request_link(self) -> None:
+    def request_link(self, profile: dict[str, Any], role: str) -> None:
         """Seed 000 + issue 4: an IdP provisions a person this workspace manages in the app, through a domain
-        that is not verified: the person must accept before the IdP manages them."""
-        if not self.link_requested and self.managed_by != "idp":
-            self._request_link()
+        that is not verified: the person must accept before the IdP manages them. What the IdP sent is kept
+        with the request and applied on acceptance."""
+        if self.managed_by != "idp" and (not self.link_requested or profile != self.requested_profile):
+            self._request_link(profile=profile, role=role)
 
     @event("LinkRequested", topic="MemberLinkRequested")
-    def _request_link(self) -> None:
+    def _request_link(self, profile: dict[str, Any] | None = None, role: str | None = None) -> None:
         self.link_requested = True
+        self.requested_profile = profile
+        self.requested_role = role
 
     def accept_link(self) -> None:
-        if self.link_requested:
-            self._change_manager(managed_by="idp")
+        """The person accepted: the IdP manages them from now on, with the attributes it sent."""
+        if not self.link_requested:
+            return
+        profile, role = getattr(self, "requested_profile", None), getattr(self, "requested_role", None)
+        self._change_manager(managed_by="idp")
+        if profile is not None:
+            self.change_profile(str(profile.get("userName", self.user_name)), profile)
+        if role is not None:
+            self.change_role(role)
 
     def suspend(self, reason: str) -> None:
         if self.status in ("suspended", "deprovisioned"):

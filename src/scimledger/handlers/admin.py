@@ -140,11 +140,18 @@ async def accept_invite(store: EventStore, cmd: AcceptInvite, meta: Metadata) ->
             before = Before.of(member)
             if not member.link_requested and member.status != "invited":
                 raise InvalidCommand("the member has no pending invite")
-            member.accept_link()
+            claims: list[UniquenessClaim] = []
+            if member.link_requested:
+                member.accept_link()
+                external = member.profile.get("externalId")
+                if isinstance(external, str):  # the IdP's externalId becomes this member's
+                    claim_id = UniquenessClaim.id_for(ws, "externalId", external)
+                    existing = await store.load(UniquenessClaim, claim_id)
+                    claims.append(UniquenessClaim.take(existing, ws, "externalId", external, str(member.id)))
             if member.status == "invited":
                 member.accept_invite()
             reconcile(workspace, member, before)
-            await store.save(ws, [workspace, member], meta)
+            await store.save(ws, [workspace, member, *claims], meta)
 
     await with_retry(attempt)
 

@@ -148,7 +148,7 @@ async def _adopt(
     ws = cmd.workspace_id
     before = Before.of(member)
     if not workspace.is_verified_email(cmd.user_name):
-        member.request_link()
+        member.request_link(cmd.profile, role_from_values(_roles(cmd.profile)))
         await store.save(ws, [member], meta)
         return member
     claims = [
