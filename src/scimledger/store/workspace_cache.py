@@ -10,9 +10,11 @@ its handler retries from a fresh load; a command that lost a uniqueness race the
 If the save fails for another reason (one command's data refused by PostgreSQL), the batch's commands
 retry and, for a second, commands are saved one by one, so that only the culprit fails.
 
-Another process may have moved the stream on: its save then fails its version check, the cached copy is
-dropped and the handlers retry. Any failure drops the cached copy, since the aggregate may hold changes
-that were never saved.
+Across worker processes, a batch runs in one transaction that first takes the workspace's advisory lock and
+compares the cached aggregate with the stream's head (reloading it when another worker moved it on), so the
+workers' batches take turns instead of failing each other's version checks. Commands that save the
+workspace through ``hold`` (status changes, admin commands) rely on the version check and retry. Any failure
+drops the cached copy, since the aggregate may hold changes that were never saved.
 """
 
 from __future__ import annotations
