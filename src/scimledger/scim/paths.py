@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from .errors import InvalidFilter, InvalidPath
@@ -60,6 +61,7 @@ class PatchPath:
     sub_attr: str | None = None
 
 
+@lru_cache(maxsize=4096)  # paths repeat across requests; the results are immutable
 def parse_attr_path(text: str) -> AttrPath:
     """Parse ``attrPath`` (RFC 7644 §3.10); raise :class:`InvalidPath` if it is malformed.
 
@@ -78,6 +80,7 @@ def parse_attr_path(text: str) -> AttrPath:
     return AttrPath(schema, match.group(1), match.group(2))
 
 
+@lru_cache(maxsize=4096)
 def parse_patch_path(text: str) -> PatchPath:
     """Parse a PATCH ``path`` (RFC 7644 §3.5.2, Figure 7); raise :class:`InvalidPath` if malformed.
 

@@ -9,6 +9,7 @@ stored, logged or returned; attributes the schemas don't define (e.g. an IdP's c
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Literal
 
 from scimledger.scim.errors import InvalidPath, InvalidSyntax, InvalidValue
@@ -54,6 +55,7 @@ def parse_bool(value: Any, name: str) -> bool:
     raise InvalidValue(f"{name} must be a boolean")
 
 
+@lru_cache(maxsize=4096)
 def _writable(resource_type: ResourceType, key: str) -> bool:
     if key.lower() == ENTERPRISE_USER_URN.lower():
         return resource_type == "User"
