@@ -18,7 +18,7 @@ import asyncpg
 
 from projections import LAGGING
 from projections.base import Projection
-from scimledger.notifications import Sender, deliver_pending, sender_from_env
+from scimledger.notifications import Sender, deliver_batch, sender_from_env
 from scimledger.store.event_store import load_log_envelopes
 from scimledger.store.mapper import build_mapper
 
@@ -29,24 +29,28 @@ SETTLE_SECONDS = 0.05  # after a wake-up, let more events arrive so that one pas
 
 
 async def apply_batch(conn: asyncpg.Connection, projection: Projection, mapper: Any) -> int:
-    """Inside the caller's transaction: apply the next batch and move the tracking row."""
+    """Inside the caller's transaction: apply the next batch and move the tracking row. The row moves to
+    the last position *scanned* (the log's head when the batch is not full), so the next pass never scans
+    the events of other types again."""
     await conn.execute("SELECT pg_advisory_xact_lock($1)", zlib.crc32(projection.name.encode()))
     after = (
         await conn.fetchval("SELECT position FROM projection_tracking WHERE projection = $1", projection.name)
         or 0
     )
-    envelopes = await load_log_envelopes(
-        conn, mapper, after=after, limit=BATCH, event_types=sorted(projection.event_types)
-    )
-    if not envelopes:
+    head = await conn.fetchval("SELECT coalesce(max(position), 0) FROM events")
+    if head <= after:
         return 0
+    envelopes = await load_log_envelopes(
+        conn, mapper, after=after, limit=BATCH, event_types=sorted(projection.event_types), stop=head
+    )
     for envelope in envelopes:
         await projection.apply(conn, envelope)
+    scanned = envelopes[-1].position if len(envelopes) == BATCH else head
     await conn.execute(
         """INSERT INTO projection_tracking (projection, position) VALUES ($1, $2)
            ON CONFLICT (projection) DO UPDATE SET position = EXCLUDED.position""",
         projection.name,
-        envelopes[-1].position,
+        scanned,
     )
     return len(envelopes)
 
@@ -72,6 +76,7 @@ class CatchUpRunner:
         self.pool = pool
         self.url = url
         self.sender = sender or sender_from_env()
+        self._delivered_floor = 0
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._listener: asyncpg.Connection | None = None
@@ -85,8 +90,11 @@ class CatchUpRunner:
         while True:
             try:
                 await catch_up(self.pool)
-                while await deliver_pending(self.pool, self.sender) > 0:
-                    pass
+                sent = 1
+                while sent:
+                    sent, self._delivered_floor = await deliver_batch(
+                        self.pool, self.sender, after=self._delivered_floor
+                    )
             except Exception:  # keep running; the next wake retries the batch
                 log.exception("catch-up runner batch failed")
             with contextlib.suppress(TimeoutError):

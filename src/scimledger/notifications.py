@@ -82,15 +82,25 @@ def sender_from_env() -> Sender:
     return LogSender()
 
 
-async def deliver_pending(pool: asyncpg.Pool, sender: Sender, *, limit: int = 100) -> int:
-    """Send up to ``limit`` unsent notifications, oldest first; returns how many were sent."""
+async def deliver_pending(pool: asyncpg.Pool, sender: Sender, *, limit: int = 100, after: int = 0) -> int:
+    """Send up to ``limit`` unsent notifications after position ``after``, oldest first; returns how many."""
+    sent, _ = await deliver_batch(pool, sender, limit=limit, after=after)
+    return sent
+
+
+async def deliver_batch(
+    pool: asyncpg.Pool, sender: Sender, *, limit: int = 100, after: int = 0
+) -> tuple[int, int]:
+    """Like ``deliver_pending``, also returning a floor for the next call: every notification at or below it
+    was sent or is being sent by another worker, so the next call need not look at them again."""
     async with pool.acquire() as conn, conn.transaction():
         rows = await conn.fetch(
             """SELECT o.position, o.kind, o.workspace_id, o.recipient, o.payload FROM outbox o
-                WHERE NOT EXISTS (SELECT 1 FROM outbox_delivery d
+                WHERE o.position > $2 AND NOT EXISTS (SELECT 1 FROM outbox_delivery d
                                    WHERE d.position = o.position AND d.kind = o.kind)
                 ORDER BY o.position, o.kind LIMIT $1 FOR UPDATE OF o SKIP LOCKED""",
             limit,
+            after,
         )
         for row in rows:
             await sender.send(Notification(row[0], row[1], row[2], row[3], row[4]))
@@ -100,4 +110,5 @@ async def deliver_pending(pool: asyncpg.Pool, sender: Sender, *, limit: int = 10
                 row[0],
                 row[1],
             )
-    return len(rows)
+    floor = rows[0][0] - 1 if rows else after
+    return len(rows), floor

@@ -98,9 +98,12 @@ async def get_user(
     return UserRow.of_row(row), [{**g, "value": str(g["value"])} for g in row["groups"]]
 
 
+# The lateral join looks each group up by its primary key (a plain join let the planner hash all groups).
 GROUPS_OF_USER = """(SELECT coalesce(json_agg(json_build_object('value', g.id, 'display', g.display_name,
                                                   'type', 'direct') ORDER BY g.display_name, g.id), '[]')
-                      FROM scim_group_members m JOIN scim_groups g ON g.id = m.group_id AND NOT g.archived
+                      FROM scim_group_members m,
+                           LATERAL (SELECT gg.id, gg.display_name FROM scim_groups gg
+                                     WHERE gg.id = m.group_id AND NOT gg.archived OFFSET 0) g
                      WHERE m.member_id = u.id)"""
 
 

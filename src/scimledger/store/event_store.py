@@ -148,7 +148,10 @@ class EventStore:
 
     async def _snapshot_long_streams(self, aggregates: Sequence[Aggregate], stored: Sequence[Any]) -> None:
         crossed = {s.originator_id for s in stored if s.originator_version % SNAPSHOT_EVERY == 0}
-        for aggregate in aggregates:
+        unique = {
+            aggregate.id: aggregate for aggregate in aggregates
+        }  # a batch names its workspace per command
+        for aggregate in unique.values():
             if aggregate.id in crossed:
                 snapshot = Snapshot.take(aggregate)
                 await recorder.save_snapshot(self.pool, self.mapper.to_stored_event(snapshot))
@@ -161,9 +164,10 @@ async def load_log_envelopes(
     after: int,
     limit: int,
     event_types: Sequence[str] = (),
+    stop: int | None = None,
 ) -> list[Envelope]:
-    """Log rows after ``after`` decoded into envelopes (for rebuilds and the catch-up runner)."""
-    rows = await recorder.select_log(conn, after=after, limit=limit, event_types=event_types)
+    """Log rows after ``after`` (up to ``stop``) decoded into envelopes (rebuilds, the catch-up runner)."""
+    rows = await recorder.select_log(conn, after=after, limit=limit, event_types=event_types, stop=stop)
     return [
         Envelope(
             workspace_id=r.workspace_id,
