@@ -19,10 +19,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from scimledger import views
+from scimledger.api import scim_groups, scim_users
 from scimledger.api.auth import scim_principal
 from scimledger.api.requests import base_url, json_body
 from scimledger.api.responses import ScimResponse
-from scimledger.scim import attributes as attrs
+from scimledger.api.selection import project, wants
 from scimledger.scim import listing
 from scimledger.scim.errors import InvalidCursor, InvalidFilter, InvalidValue
 from scimledger.scim.filter import parse_filter
@@ -30,29 +31,6 @@ from scimledger.scim.filter_sql import compile_filter, compile_sort
 
 ResourceType = Literal["User", "Group"]
 ALIAS = {"User": "u", "Group": "g"}
-
-
-def _attribute_params(request: Request) -> tuple[list[str] | None, list[str] | None]:
-    query = getattr(request.state, "list_query", None)
-    if query is not None:
-        return query.attributes, query.excluded_attributes
-    params = request.query_params
-    return attrs.parse_attribute_list(params.get("attributes")), attrs.parse_attribute_list(
-        params.get("excludedAttributes")
-    )
-
-
-def project(request: Request, resource: dict[str, Any], resource_type: ResourceType) -> dict[str, Any]:
-    """RFC 7644 §3.9: apply ``attributes``/``excludedAttributes`` to one resource."""
-    attributes, excluded = _attribute_params(request)
-    if attributes is None and excluded is None:
-        return resource
-    return attrs.select_attributes(resource, resource_type, attributes=attributes, excluded=excluded)
-
-
-def wants(request: Request, resource_type: ResourceType, name: str) -> bool:
-    attributes, excluded = _attribute_params(request)
-    return attrs.wants_attribute(resource_type, attributes, excluded, name)
 
 
 def _cursor_secret(request: Request) -> bytes:
@@ -77,8 +55,6 @@ async def run_query(
     request: Request, resource_type: ResourceType, query: listing.ListQuery
 ) -> dict[str, Any]:
     """One page of ``resource_type`` for ``query`` as a ListResponse body."""
-    from scimledger.api import scim_groups, scim_users
-
     principal = await scim_principal(request, write=False)
     request.state.list_query = query
     alias = ALIAS[resource_type]

@@ -13,6 +13,7 @@ from scimledger.api.auth import scim_metadata, scim_principal
 from scimledger.api.etags import expected_version, not_modified
 from scimledger.api.requests import base_url, json_body
 from scimledger.api.responses import ScimResponse
+from scimledger.api.selection import project, wants
 from scimledger.scim import resources
 from scimledger.scim.errors import NotFound
 from scimledger.scim.patch import validate_patch_request
@@ -55,8 +56,6 @@ async def group_resource(
 
 
 async def respond_group(request: Request, workspace_id: UUID, group_id: UUID, status: int = 200) -> Response:
-    from scimledger.api.listing import project, wants
-
     body = await group_resource(
         request, workspace_id, group_id, with_members=wants(request, "Group", "members")
     )

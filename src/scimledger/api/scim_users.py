@@ -14,6 +14,7 @@ from scimledger.api.auth import scim_metadata, scim_principal
 from scimledger.api.etags import expected_version, not_modified
 from scimledger.api.requests import base_url, json_body
 from scimledger.api.responses import ScimResponse
+from scimledger.api.selection import project
 from scimledger.scim import resources
 from scimledger.scim.errors import NotFound
 from scimledger.scim.patch import validate_patch_request
@@ -90,8 +91,6 @@ async def get_user(request: Request) -> Response:
     etag = body["meta"]["version"]
     if not_modified(request, etag):
         return Response(status_code=304, headers={"ETag": etag})
-    from scimledger.api.listing import project
-
     return ScimResponse(project(request, body, "User"), headers={"ETag": etag})
 
 

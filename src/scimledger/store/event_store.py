@@ -20,7 +20,7 @@ from projections import INLINE, Envelope
 from scimledger.domain.base import replay
 from scimledger.store import recorder
 from scimledger.store.mapper import build_mapper
-from scimledger.store.workspace_cache import WorkspaceCache
+from scimledger.store.workspace_cache import PendingEvents, WorkspaceCache
 
 A = TypeVar("A", bound=Aggregate)
 SNAPSHOT_EVERY = 200  # workspace streams are cached per process; a snapshot bounds a cold load
@@ -46,19 +46,6 @@ class Metadata:
             "user_agent": self.user_agent,
             "client_addr": self.client_addr,
         }
-
-
-@dataclass
-class PendingEvents:
-    """Events already collected from an aggregate: group commit keeps each command's workspace events with
-    that command's metadata."""
-
-    aggregate: Aggregate
-    events: list[Any]
-
-    def collect_events(self) -> list[Any]:
-        events, self.events = self.events, []
-        return events
 
 
 Changes = Sequence[Aggregate | PendingEvents]

@@ -43,6 +43,19 @@ T = TypeVar("T")
 SOLO_SECONDS = 1.0
 
 
+@dataclass
+class PendingEvents:
+    """Events already collected from an aggregate: group commit keeps each command's workspace events with
+    that command's metadata."""
+
+    aggregate: Aggregate
+    events: list[Any]
+
+    def collect_events(self) -> list[Any]:
+        events, self.events = self.events, []
+        return events
+
+
 @dataclass(frozen=True)
 class Decision(Generic[T]):
     """What one command decided on the workspace: the other aggregates to save, and its result."""
@@ -112,8 +125,6 @@ class WorkspaceCache:
         """One transaction: take the workspace's lock (shared by every worker process, so batches of
         different workers take turns instead of failing each other's version checks), make sure the cached
         aggregate is the stream's head, decide every command, write, commit, then snapshot."""
-        from scimledger.store.event_store import PendingEvents
-
         accepted: list[tuple[_Pending, Decision[Any]]] = []
         try:
             async with self._store.pool.acquire() as conn, conn.transaction():
@@ -159,6 +170,3 @@ class WorkspaceCache:
             await self._store.snapshot(saved)
         except Exception:  # a snapshot is a cache: the commands are committed either way
             log.exception("snapshot after a batch failed")
-
-    def forget(self, workspace_id: UUID) -> None:
-        self._saved.pop(workspace_id, None)
