@@ -268,3 +268,32 @@ CREATE TABLE IF NOT EXISTS drift (
 );
 CREATE INDEX IF NOT EXISTS drift_workspace ON drift (workspace_id, at);
 CREATE INDEX IF NOT EXISTS drift_resource ON drift (resource_id);
+
+------------------------------------------------------------------------------------------------------------
+-- 6. Privileges (least privilege). The server connects as `scimledger_app`: it may SELECT and INSERT the log
+--    and nothing more (no UPDATE, DELETE or TRUNCATE even if the triggers above were dropped: it cannot drop
+--    them either, it owns nothing), and read and write the read models, snapshots and tracking tables.
+--    Migrations run as the owner of these objects (the role running this file). The role is created here
+--    when the owner may create roles (the embedded default); otherwise an operator creates it first
+--    (README, "Least privilege").
+------------------------------------------------------------------------------------------------------------
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'scimledger_app') THEN
+        BEGIN
+            CREATE ROLE scimledger_app LOGIN;
+        EXCEPTION WHEN insufficient_privilege OR duplicate_object THEN
+            NULL;  -- no CREATEROLE, or created concurrently: nothing to do here
+        END;
+    END IF;
+    IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'scimledger_app') THEN
+        EXECUTE format('GRANT CONNECT ON DATABASE %I TO scimledger_app', current_database());
+        GRANT USAGE ON SCHEMA public TO scimledger_app;
+        GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO scimledger_app;
+        REVOKE UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON events FROM scimledger_app;
+        GRANT EXECUTE ON FUNCTION scimledger_append(uuid, uuid[], bigint[], text[], bytea[], jsonb[], jsonb[])
+            TO scimledger_app;
+    END IF;
+END
+$$;
+REVOKE ALL ON events FROM PUBLIC;

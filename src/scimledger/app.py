@@ -13,7 +13,17 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from projections.runner import CatchUpRunner
 from scimledger import pg
-from scimledger.api import admin, bulk, discovery, errors, listing, openapi, scim_groups, scim_users
+from scimledger.api import (
+    admin,
+    bulk,
+    discovery,
+    errors,
+    listing,
+    openapi,
+    scim_groups,
+    scim_users,
+)
+from scimledger.api.request_context import RequestContext
 from scimledger.config import Settings
 from scimledger.store.event_store import EventStore
 
@@ -97,7 +107,7 @@ def create_app(settings: Settings | None = None, *, run_lagging: bool = True) ->
         url = settings.database_url or pg.resolve_database_url(settings.home)
         pool = await pg.create_pool(url)
         async with pool.acquire() as conn:
-            await pg.migrate(conn)
+            await pg.migrate_if_owner(conn)
         app.state.pool = pool
         app.state.store = EventStore(pool)
         runner = CatchUpRunner(pool, url) if run_lagging else None
@@ -112,7 +122,7 @@ def create_app(settings: Settings | None = None, *, run_lagging: bool = True) ->
 
     app = Starlette(
         routes=routes(),
-        middleware=[Middleware(IgnoreTrailingSlash)],
+        middleware=[Middleware(RequestContext), Middleware(IgnoreTrailingSlash)],
         exception_handlers=errors.HANDLERS,
         lifespan=lifespan,
     )

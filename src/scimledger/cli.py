@@ -78,13 +78,16 @@ async def bootstrap_demo(store: EventStore, settings: Settings) -> dict[str, str
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    url = settings.database_url or pg.resolve_database_url(settings.home)
-    os.environ["DATABASE_URL"] = url  # workers reuse this server instead of starting their own
+    # Migrations and the demo bootstrap run as the schema's owner; the server connects with least privilege
+    # (schema.sql, section 6): the embedded default's `scimledger_app`, or DATABASE_URL as given.
+    owner_url = settings.migrate_url or pg.resolve_database_url(settings.home)
 
     async def prepare(store: EventStore) -> dict[str, str] | None:
         return await bootstrap_demo(store, settings)
 
-    demo = _with_store(Settings(settings.home, settings.public_url, url), prepare)
+    demo = _with_store(Settings(settings.home, settings.public_url, owner_url), prepare)
+    url = settings.database_url or pg.ensure_server(settings.home).app_url()
+    os.environ["DATABASE_URL"] = url  # workers reuse this server instead of starting their own
     if demo:
         sys.stderr.write(
             "\nFirst run: created a demo workspace "
@@ -119,10 +122,12 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    """Apply schema.sql as the owner (``SCIMLEDGER_MIGRATE_URL``, else ``DATABASE_URL``)."""
+
     async def noop(store: EventStore) -> None:
         return None
 
-    _with_store(settings, noop)
+    _with_store(Settings(settings.home, settings.public_url, settings.migrate_url), noop)
     _print({"migrated": True})
     return 0
 

@@ -12,11 +12,18 @@ from pathlib import Path
 class Settings:
     """``SCIMLEDGER_HOME``: data directory of the embedded server (default ``.scimledger``).
     ``SCIMLEDGER_PUBLIC_URL``: absolute base URL for ``meta.location`` (default: from the request).
-    ``DATABASE_URL``: an existing PostgreSQL to use instead of the embedded one."""
+    ``DATABASE_URL``: an existing PostgreSQL to use instead of the embedded one.
+    ``SCIMLEDGER_MIGRATE_URL``: the schema owner's URL for migrations (default: ``DATABASE_URL``), so that
+    ``DATABASE_URL`` can name a least-privilege role (README, "Least privilege")."""
 
     home: Path
     public_url: str | None
     database_url: str | None
+    migrate_database_url: str | None = None
+
+    @property
+    def migrate_url(self) -> str | None:
+        return self.migrate_database_url or self.database_url
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -24,6 +31,7 @@ class Settings:
             home=Path(os.environ.get("SCIMLEDGER_HOME", ".scimledger")),
             public_url=(os.environ.get("SCIMLEDGER_PUBLIC_URL") or "").rstrip("/") or None,
             database_url=os.environ.get("DATABASE_URL") or None,
+            migrate_database_url=os.environ.get("SCIMLEDGER_MIGRATE_URL") or None,
         )
 
     def cursor_secret(self) -> bytes:

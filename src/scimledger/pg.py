@@ -31,6 +31,7 @@ import asyncpg
 import orjson
 
 DEFAULT_DATABASE = "scimledger"
+APP_ROLE = "scimledger_app"  # the server's least-privilege role (schema.sql, section 6)
 _PR_SET_PDEATHSIG = 1
 _FALLBACK_ROOT = Path("/var/tmp/scimledger")
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}  # servers we started, kept so they are reaped
@@ -45,7 +46,12 @@ class EmbeddedServer:
     pid: int
 
     def url(self, database: str = DEFAULT_DATABASE) -> str:
+        """The owner's URL (migrations, operator commands)."""
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def app_url(self, database: str = DEFAULT_DATABASE) -> str:
+        """The server's least-privilege URL (schema.sql, section 6)."""
+        return f"postgresql://{APP_ROLE}@127.0.0.1:{self.port}/{database}"
 
 
 def find_bin_dir() -> Path:
@@ -318,6 +324,24 @@ async def create_pool(url: str, *, min_size: int = 2, max_size: int = 20) -> asy
 def schema_sql() -> str:
     """The authoritative, idempotent schema (top-level ``schema.sql``)."""
     return (Path(__file__).resolve().parents[2] / "schema.sql").read_text()
+
+
+async def owns_schema(conn: asyncpg.Connection) -> bool:
+    """Whether this connection's role may migrate: the log does not exist yet, or the role owns it."""
+    return bool(
+        await conn.fetchval(
+            """SELECT to_regclass('events') IS NULL
+                   OR pg_has_role(current_user,
+                                  (SELECT relowner FROM pg_class WHERE oid = 'events'::regclass), 'USAGE')"""
+        )
+    )
+
+
+async def migrate_if_owner(conn: asyncpg.Connection) -> None:
+    """Apply ``schema.sql`` when this role owns the schema; a least-privilege server role leaves it to the
+    owner (``scimledger migrate``, or ``serve``, which migrates as the owner before starting the server)."""
+    if await owns_schema(conn):
+        await migrate(conn)
 
 
 async def migrate(conn: asyncpg.Connection) -> None:

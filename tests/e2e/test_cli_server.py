@@ -99,3 +99,27 @@ def test_audit_verify_checks_every_chain(server: tuple[str, dict[str, str], Path
     result = cli(env, "audit", "verify")
     assert result["ok"] is True
     assert result["workspaces"] and all(w["ok"] and w["events"] > 0 for w in result["workspaces"])
+
+
+def test_serve_connects_with_the_least_privilege_role(server: tuple[str, dict[str, str], Path]) -> None:
+    """schema.sql, section 6: the embedded default migrates as the owner and serves as ``scimledger_app``."""
+    import asyncio
+
+    import asyncpg
+
+    url, _, home = server
+    port = int((home / "pgdata" / "postmaster.pid").read_text().splitlines()[3])
+
+    async def roles() -> set[str]:
+        conn = await asyncpg.connect(f"postgresql://postgres@127.0.0.1:{port}/postgres")
+        try:
+            rows = await conn.fetch(
+                "SELECT DISTINCT usename FROM pg_stat_activity WHERE datname = 'scimledger' AND pid <> "
+                "pg_backend_pid()"
+            )
+            return {r[0] for r in rows}
+        finally:
+            await conn.close()
+
+    assert httpx.get(f"{url}/scim/v2/Users", timeout=10).status_code == 401
+    assert asyncio.run(roles()) == {"scimledger_app"}

@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from scimledger import admin_views, credentials, handlers
+from scimledger.api import request_context
 from scimledger.api.responses import JSONResponse
 from scimledger.domain.errors import InvalidCommand, UnknownResource
 from scimledger.scim.errors import Unauthorized
@@ -29,6 +30,7 @@ async def _principal(request: Request) -> admin_views.AdminPrincipal:
     principal = await admin_views.admin_principal(request.app.state.pool, credentials.secret_hash(secret))
     if principal is None:
         raise Unauthorized("the admin key is invalid or has been revoked")
+    request_context.note(request, workspace=principal.workspace_id, admin_key=principal.key_id)
     return principal
 
 
@@ -39,8 +41,8 @@ def _meta(request: Request, principal: admin_views.AdminPrincipal) -> Metadata:
         actor_id=str(principal.key_id),
         actor_name=f"admin key {str(principal.key_id)[:8]}",
         source="admin",
-        request_id=request.headers.get("x-request-id"),
-        user_agent=request.headers.get("user-agent"),
+        request_id=request_context.request_id(request),
+        user_agent=request_context.user_agent(request),
         client_addr=client.host if client else None,
     )
 

@@ -8,6 +8,7 @@ from uuid import UUID
 from starlette.requests import Request
 
 from scimledger import credentials, views
+from scimledger.api import request_context
 from scimledger.scim.errors import Forbidden, Unauthorized
 from scimledger.store.event_store import Metadata
 
@@ -31,6 +32,7 @@ async def scim_principal(request: Request, *, write: bool) -> views.Principal:
     principal = await views.principal_for(pool, credentials.secret_hash(secret))
     if principal is None:
         raise Unauthorized("the bearer token is invalid or has been revoked")
+    request_context.note(request, workspace=principal.workspace_id, token=principal.token_id)
     if write and "scim:write" not in principal.scopes:
         raise Forbidden("this token has read-only scope (scim:read); writes need scim:write")
     now = time.monotonic()
@@ -48,7 +50,7 @@ def scim_metadata(request: Request, principal: views.Principal) -> Metadata:
         actor_id=str(principal.token_id),
         actor_name=principal.token_name,
         source="scim",
-        request_id=request.headers.get("x-request-id"),
-        user_agent=request.headers.get("user-agent"),
+        request_id=request_context.request_id(request),
+        user_agent=request_context.user_agent(request),
         client_addr=client.host if client else None,
     )

@@ -1,9 +1,15 @@
-"""``GET /api/v1/openapi.json``: the OpenAPI 3.1 description of the admin API (kept true by a test)."""
+"""``GET /api/v1/openapi.json``: the OpenAPI 3.1 description of the admin API (kept true by a test).
+
+The document is kept in parts, one per area of the API: ``openapi.json`` (workspace, tokens, members, teams)
+and ``openapi_<area>.json`` beside it (e.g. the audit trail); their ``paths`` and ``components`` are merged.
+"""
 
 from __future__ import annotations
 
 import json
+from functools import cache
 from pathlib import Path
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -13,8 +19,22 @@ from scimledger.api.responses import JSONResponse
 SPEC_PATH = Path(__file__).with_name("openapi.json")
 
 
-def spec() -> dict[str, object]:
-    loaded: dict[str, object] = json.loads(SPEC_PATH.read_text())
+def _merge(doc: dict[str, Any], part: dict[str, Any]) -> None:
+    doc["paths"].update(part.get("paths", {}))
+    for section, items in part.get("components", {}).items():
+        doc.setdefault("components", {}).setdefault(section, {}).update(items)
+
+
+@cache
+def _spec_text() -> str:
+    doc: dict[str, Any] = json.loads(SPEC_PATH.read_text())
+    for part in sorted(SPEC_PATH.parent.glob("openapi_*.json")):
+        _merge(doc, json.loads(part.read_text()))
+    return json.dumps(doc)
+
+
+def spec() -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(_spec_text())
     return loaded
 
 
