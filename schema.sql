@@ -201,7 +201,11 @@ CREATE TABLE IF NOT EXISTS scim_users (
     last_modified  timestamptz NOT NULL,
     version        bigint      NOT NULL
 );
-CREATE INDEX IF NOT EXISTS scim_users_user_name ON scim_users (workspace_id, lower(user_name));
+-- user_name_key: the identity rule of src/scimledger/domain/names.py (NFC, case folding, trimmed): the
+-- uniqueness claim and every `userName eq` filter compare it (README "Identity rule").
+ALTER TABLE scim_users ADD COLUMN IF NOT EXISTS user_name_key text;
+DROP INDEX IF EXISTS scim_users_user_name;
+CREATE INDEX IF NOT EXISTS scim_users_user_name_key ON scim_users (workspace_id, user_name_key);
 CREATE INDEX IF NOT EXISTS scim_users_external_id ON scim_users (workspace_id, external_id);
 CREATE INDEX IF NOT EXISTS scim_users_display_name ON scim_users (workspace_id, lower(display_name));
 CREATE INDEX IF NOT EXISTS scim_users_page ON scim_users (workspace_id, created, id);

@@ -614,6 +614,7 @@ async def explain(url: str, ws: str, user_name: str) -> dict[str, Any]:
     from projections import outbox
     from scimledger import views
     from scimledger.scim.filter import parse_filter
+    from scimledger.domain.names import user_name_key
     from scimledger.scim.filter_sql import compile_filter
     from scimledger.store import recorder
 
@@ -622,7 +623,7 @@ async def explain(url: str, ws: str, user_name: str) -> dict[str, Any]:
         out: dict[str, Any] = {}
         proxy = Explain(conn)
         args: list[object] = [UUID(ws)]
-        where = compile_filter(parse_filter(f'userName eq "{user_name}"'), "User", args)
+        where = compile_filter(parse_filter(f'userName eq "{user_name}"'), "User", args, user_name_key)
         for _ in range(2):  # the second run is warm
             proxy.plans.clear()
             await views.find_users(

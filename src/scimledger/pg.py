@@ -30,6 +30,8 @@ from typing import Any
 import asyncpg
 import orjson
 
+from projections.scim_users import backfill_user_name_keys
+
 DEFAULT_DATABASE = "scimledger"
 APP_ROLE = "scimledger_app"  # the server's least-privilege role (schema.sql, section 6)
 _PR_SET_PDEATHSIG = 1
@@ -349,5 +351,6 @@ async def migrate(conn: asyncpg.Connection) -> None:
     await conn.execute("SELECT pg_advisory_lock(7243001)")
     try:
         await conn.execute(schema_sql())
+        await backfill_user_name_keys(conn)
     finally:
         await conn.execute("SELECT pg_advisory_unlock(7243001)")

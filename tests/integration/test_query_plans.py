@@ -13,6 +13,7 @@ import asyncpg
 import orjson
 import pytest
 
+from scimledger.domain.names import user_name_key
 from scimledger.scim.filter import parse_filter
 from scimledger.scim.filter_sql import compile_filter
 
@@ -43,8 +44,9 @@ async def filled(pool: asyncpg.Pool) -> asyncpg.Pool:
     await pool.executemany(
         """INSERT INTO scim_users (id, workspace_id, person_id, user_name, external_id, display_name, active,
                                    status, role, managed_by, has_seat, email_values, resource, created,
-                                   last_modified, version)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb, now(), now(), 1)""",
+                                   last_modified, version, user_name_key)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb, now(), now(), 1,
+                   lower($4))""",
         rows,
     )
     await pool.executemany(
@@ -62,7 +64,7 @@ OURS = uuid4()
 
 async def plan(pool: asyncpg.Pool, resource: Literal["User", "Group"], text: str) -> str:
     args: list[object] = [OURS]
-    where = compile_filter(parse_filter(text), resource, args)
+    where = compile_filter(parse_filter(text), resource, args, user_name_key)
     table = "scim_users u" if resource == "User" else "scim_groups g"
     alias = "u" if resource == "User" else "g"
     rows = await pool.fetch(
@@ -74,7 +76,7 @@ async def plan(pool: asyncpg.Pool, resource: Literal["User", "Group"], text: str
 @pytest.mark.parametrize(
     ("resource", "text", "index"),
     [
-        ("User", 'userName eq "USER10@corp10.example"', "scim_users_user_name"),
+        ("User", 'userName eq "USER10@corp10.example"', "scim_users_user_name_key"),
         ("User", 'externalId eq "ext-20"', "scim_users_external_id"),
         ("User", 'emails.value eq "user30@corp30.example"', "scim_users_emails"),
         ("User", 'emails[value eq "user30@corp30.example"]', "scim_users_emails"),

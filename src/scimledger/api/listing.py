@@ -24,6 +24,7 @@ from scimledger.api.auth import scim_principal
 from scimledger.api.requests import base_url, json_body
 from scimledger.api.responses import ScimResponse
 from scimledger.api.selection import project, wants
+from scimledger.domain.names import user_name_key
 from scimledger.scim import listing
 from scimledger.scim.errors import InvalidCursor, InvalidFilter, InvalidValue
 from scimledger.scim.filter import parse_filter
@@ -59,7 +60,11 @@ async def run_query(
     request.state.list_query = query
     alias = ALIAS[resource_type]
     args: list[object] = [principal.workspace_id]
-    where = compile_filter(parse_filter(query.filter), resource_type, args) if query.filter else "TRUE"
+    where = (
+        compile_filter(parse_filter(query.filter), resource_type, args, user_name_key)
+        if query.filter
+        else "TRUE"
+    )
     direction = "DESC" if query.sort_order == "descending" else "ASC"
     order = f"{alias}.created {direction}, {alias}.id {direction}"
     if query.sort_by:

@@ -2,8 +2,8 @@
 
 DESIGN.md: a claim is saved with the resource in the same append; a second claim of the same value fails on
 the version check and becomes 409 ``uniqueness``. A released claim can be taken again (re-opened).
-Kinds: ``userName`` (case-insensitive), ``externalId`` (case-exact), ``teamName`` (case-insensitive) and
-``groupExternalId`` (case-exact).
+Kinds: ``userName`` (the identity rule of ``domain.names``), ``externalId`` (case-exact), ``teamName``
+(case-insensitive) and ``groupExternalId`` (case-exact).
 """
 
 from __future__ import annotations
@@ -15,12 +15,13 @@ from eventsourcing.domain import Aggregate, event
 from scimledger.domain.base import reopen
 from scimledger.domain.errors import AlreadyTaken
 from scimledger.domain.ids import claim_id
-
-CASE_INSENSITIVE = {"userName", "teamName"}
+from scimledger.domain.names import user_name_key
 
 
 def normalise(kind: str, value: str) -> str:
-    return value.lower() if kind in CASE_INSENSITIVE else value
+    if kind == "userName":
+        return user_name_key(value)
+    return value.lower() if kind == "teamName" else value
 
 
 class UniquenessClaim(Aggregate):

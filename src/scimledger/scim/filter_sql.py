@@ -12,8 +12,10 @@ Mapping:
 
 - Indexed columns: ``id``, ``externalId``, ``userName``, ``displayName``, ``active``,
   ``meta.created``, ``meta.lastModified``; ``meta.resourceType`` is a constant.
-  ``userName eq "x"`` is exactly ``lower(u.user_name) = lower($n)`` so the index on
-  ``(workspace_id, lower(user_name))`` applies; ``emails[.value] eq "x"`` is
+  ``userName eq "x"`` is exactly ``u.user_name_key = $n`` with ``$n`` the caller's ``user_name_key(x)``
+  (the domain's identity rule, also used by the uniqueness claim), so the index on
+  ``(workspace_id, user_name_key)`` applies and "409 on create" agrees with "found by eq"; every other
+  userName comparison uses the same key; ``emails[.value] eq "x"`` is
   ``u.email_values @> ARRAY[lower($n)]::text[]`` (GIN index).
 - ``id`` (and member/group ids): ``eq`` a valid UUID is ``= $n::uuid``; ``eq`` anything else is
   ``FALSE`` (a malformed id never reaches a uuid cast).
@@ -38,7 +40,7 @@ binaries and complex attributes raise :class:`InvalidFilter`, as do filters on `
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -56,13 +58,15 @@ _TEXT_TYPES = frozenset({"string", "reference", "binary"})
 _NO_ORDER_TYPES = frozenset({"boolean", "binary", "complex"})  # RFC 7644 §3.4.2.2, gt/ge/lt/le
 
 
-def compile_filter(expr: Expr, resource_type: ResourceTypeName, params: list[object]) -> str:
+def compile_filter(
+    expr: Expr, resource_type: ResourceTypeName, params: list[object], user_name_key: Callable[[str], str]
+) -> str:
     """An SQL boolean expression selecting the resources ``expr`` matches (RFC 7644 §3.4.2.2).
 
     Appends the values to ``params``; raises :class:`InvalidFilter` for unknown attributes and
-    unsupported comparisons.
+    unsupported comparisons. ``user_name_key`` is the identity rule userName values are compared by.
     """
-    return _Compiler(params).expr(expr, _RootScope(resource_type))
+    return _Compiler(params, user_name_key).expr(expr, _RootScope(resource_type))
 
 
 def compile_sort(sort_by: str, resource_type: ResourceTypeName) -> str:
@@ -336,9 +340,14 @@ def _as_bool(value: CompValue) -> bool | None:
     return None
 
 
+USER_NAME = "u.user_name"
+USER_NAME_KEY = "u.user_name_key"
+
+
 class _Compiler:
-    def __init__(self, params: list[object]) -> None:
+    def __init__(self, params: list[object], user_name_key: Callable[[str], str]) -> None:
         self.params = params
+        self.user_name_key = user_name_key
 
     def param(self, value: object) -> str:
         self.params.append(value)
@@ -447,12 +456,18 @@ class _Compiler:
         if not isinstance(value, str):
             raise InvalidFilter(f"{name!r} is a string: compare with a string value")
         sql = column.sql
+        if sql == USER_NAME:
+            return self.compare_text(USER_NAME_KEY, op, self.user_name_key(value), "{}")
         if column.is_uuid:
             if op == "eq":
                 return self.compare_uuid(sql, value)
             sql = f"{sql}::text"
         exact = column.attr.case_exact or kind == "binary"
         left, wrap = (sql, "{}") if exact else (f"lower({sql})", "lower({})")
+        return self.compare_text(left, op, value, wrap)
+
+    def compare_text(self, left: str, op: str, value: str, wrap: str) -> str:
+        """``left op value`` for strings; ``wrap`` applies the same folding to the value's SQL."""
         if op in ("co", "sw", "ew"):
             escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             pattern = {"co": f"%{escaped}%", "sw": f"{escaped}%", "ew": f"%{escaped}"}[op]
