@@ -23,6 +23,7 @@ from scimledger.api import (
     scim_groups,
     scim_users,
 )
+from scimledger.api.body_limit import BodyLimit
 from scimledger.api.request_context import RequestContext
 from scimledger.config import Settings
 from scimledger.store.event_store import EventStore
@@ -122,7 +123,7 @@ def create_app(settings: Settings | None = None, *, run_lagging: bool = True) ->
 
     app = Starlette(
         routes=routes(),
-        middleware=[Middleware(RequestContext), Middleware(IgnoreTrailingSlash)],
+        middleware=[Middleware(RequestContext), Middleware(BodyLimit), Middleware(IgnoreTrailingSlash)],
         exception_handlers=errors.HANDLERS,
         lifespan=lifespan,
     )

@@ -5,13 +5,14 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from scimledger.api.body_limit import MAX_BODY_BYTES
 from scimledger.api.requests import base_url
 from scimledger.api.responses import ScimResponse
 from scimledger.scim import discovery, listing, schemas
 from scimledger.scim.errors import NotFound
 
 BULK_MAX_OPERATIONS = 1000
-BULK_MAX_PAYLOAD_SIZE = 1_048_576
+BULK_MAX_PAYLOAD_SIZE = MAX_BODY_BYTES
 
 
 async def service_provider_config(request: Request) -> Response:

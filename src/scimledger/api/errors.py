@@ -66,6 +66,11 @@ def _render(request: Request, error: scim.ScimError, code: str | None = None) ->
     return JSONResponse(body, status_code=error.status, headers=headers)
 
 
+def render_error(request: Request, error: scim.ScimError) -> Response:
+    """The error response for ``request``'s API (for middleware, which runs outside the handlers)."""
+    return _render(request, error)
+
+
 async def on_scim_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, scim.ScimError)
     return _render(request, exc)
@@ -97,9 +102,8 @@ async def on_bad_data(request: Request, exc: Exception) -> Response:
     """PostgreSQL class 22 (data exception): a value the client sent cannot be stored or compared (a NUL
     character, an out-of-range number). Nothing was written: the transaction rolled back."""
     log.info("data exception on %s %s: %s", request.method, request.url.path, exc)
-    return _render(
-        request, scim.InvalidValue(f"a value in the request cannot be used: {exc}"), "invalid_value"
-    )
+    detail = "a value in the request cannot be stored or compared (out of range, or a NUL character)"
+    return _render(request, scim.InvalidValue(detail), "invalid_value")
 
 
 async def on_too_large(request: Request, exc: Exception) -> Response:

@@ -7,9 +7,9 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 
+from scimledger.api.body_limit import MAX_BODY_BYTES
 from scimledger.scim.errors import InvalidSyntax, InvalidValue, PayloadTooLarge
 
-MAX_BODY_BYTES = 1_048_576
 MAX_DEPTH = 32  # SCIM resources nest three levels; anything deeper is not a SCIM document
 
 

@@ -13,6 +13,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from scimledger.domain.errors import InvalidCommand
+from scimledger.domain.limits import bounded
 
 ROLES = ("member", "admin")
 
@@ -102,6 +103,7 @@ class Member(Aggregate):
         """Record new attributes; returns False (and records nothing) when nothing changed."""
         if user_name == self.user_name and profile == self.profile:
             return False
+        bounded("userName", user_name)
         self._change_profile(user_name=user_name, profile=profile)
         return True
 

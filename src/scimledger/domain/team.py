@@ -14,6 +14,7 @@ from eventsourcing.domain import Aggregate, event
 
 from scimledger.domain.base import reopen
 from scimledger.domain.ids import membership_id
+from scimledger.domain.limits import bounded
 
 
 class Team(Aggregate):
@@ -40,6 +41,7 @@ class Team(Aggregate):
         self.external_id = external_id
 
     def rename(self, display_name: str) -> None:
+        bounded("displayName", display_name)
         if display_name != self.display_name:
             self._rename(display_name=display_name)
 

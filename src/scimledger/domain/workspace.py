@@ -10,6 +10,8 @@ from eventsourcing.domain import Aggregate, event
 
 from scimledger.domain.errors import InvalidCommand, LastAdmin, NoFreeSeat
 
+MAX_SEATS_ADDED = 1_000_000  # per request: the seat counts must stay far inside PostgreSQL's integer
+
 
 def normalise_domain(domain: str) -> str:
     return domain.strip().lower().rstrip(".")
@@ -60,8 +62,8 @@ class Workspace(Aggregate):
         return self.seats_total - self.seats_assigned
 
     def add_seats(self, count: int) -> None:
-        if count < 1:
-            raise InvalidCommand("count must be a positive integer")
+        if not 1 <= count <= MAX_SEATS_ADDED:
+            raise InvalidCommand(f"count must be a whole number from 1 to {MAX_SEATS_ADDED}")
         self._add_seats(count=count)
 
     @event("SeatAdded", topic="SeatAdded")

@@ -11,6 +11,7 @@ from uuid import UUID, uuid4
 from scimledger.domain import Member, Team, UniquenessClaim, Workspace
 from scimledger.domain.access import Before, reconcile
 from scimledger.domain.errors import InvalidCommand, UnknownResource
+from scimledger.domain.limits import bounded
 from scimledger.domain.member import ROLES
 from scimledger.handlers.common import claim_conflict, with_retry
 from scimledger.store.event_store import EventStore, Metadata
@@ -161,6 +162,7 @@ async def create_app_team(store: EventStore, cmd: CreateAppTeam, meta: Metadata)
     name = cmd.name.strip()
     if not name:
         raise InvalidCommand("a team needs a name")
+    bounded("a team name", name)
     ws, team_id = cmd.workspace_id, uuid4()
     claim_id = UniquenessClaim.id_for(ws, "teamName", name)
 

@@ -10,6 +10,7 @@ from scimledger import views
 from scimledger.domain import Membership, Team, UniquenessClaim
 from scimledger.domain.errors import InvalidCommand, NotManaged, UnknownResource
 from scimledger.domain.ids import membership_id
+from scimledger.domain.limits import bounded
 from scimledger.handlers.common import check_version, claim_changes, claim_conflict, claim_ids, with_retry
 from scimledger.scim import group_patch
 from scimledger.scim.patch import apply_patch
@@ -169,6 +170,7 @@ async def create_team(store: EventStore, cmd: CreateTeam, meta: Metadata) -> UUI
             memberships = await _membership_changes(store, ws, linked.id, changes)
             await _save_team(store, ws, linked, before, memberships, meta)
             return linked.id
+        bounded("displayName", group.display_name)
         team = Team._create(
             Team.Created,
             id=team_id,

@@ -12,6 +12,7 @@ from scimledger.domain import Member, Person, UniquenessClaim, Workspace
 from scimledger.domain.access import Before, reconcile, touches_workspace
 from scimledger.domain.errors import AlreadyTaken, NotManaged, UnknownResource
 from scimledger.domain.ids import membership_id
+from scimledger.domain.limits import bounded
 from scimledger.domain.member import role_from_values
 from scimledger.handlers.common import check_version, claim_changes, claim_conflict, claim_ids, with_retry
 from scimledger.scim.patch import apply_patch
@@ -61,6 +62,7 @@ async def provision_user(store: EventStore, cmd: ProvisionUser, meta: Metadata) 
       one held by an IdP-managed member is 409 ``uniqueness``.
     """
     ws = cmd.workspace_id
+    bounded("userName", cmd.user_name)
     external_id = cmd.profile.get("externalId")
     user_claim = UniquenessClaim.id_for(ws, "userName", cmd.user_name)
     wanted = {user_claim: ("userName", cmd.user_name)}

@@ -8,6 +8,7 @@ from uuid import UUID
 from scimledger import credentials
 from scimledger.domain import AdminKey, Token, Workspace
 from scimledger.domain.errors import InvalidCommand, UnknownResource
+from scimledger.domain.limits import MAX_DESCRIPTION, bounded
 from scimledger.handlers.common import with_retry
 from scimledger.store.event_store import EventStore, Metadata
 
@@ -52,6 +53,7 @@ class TokenIssued:
 async def create_workspace(store: EventStore, cmd: CreateWorkspace, meta: Metadata) -> WorkspaceCreated:
     if not cmd.name.strip():
         raise InvalidCommand("a workspace needs a name")
+    bounded("a workspace name", cmd.name.strip())
     workspace = Workspace(name=cmd.name.strip())
     for domain in cmd.domains:
         workspace.add_domain(domain)
@@ -68,6 +70,8 @@ async def create_workspace(store: EventStore, cmd: CreateWorkspace, meta: Metada
 async def issue_token(store: EventStore, cmd: IssueToken, meta: Metadata) -> TokenIssued:
     if not cmd.name.strip():
         raise InvalidCommand("a token needs a name")
+    bounded("a token name", cmd.name.strip())
+    bounded("a token description", cmd.description, MAX_DESCRIPTION)
     bad = [s for s in cmd.scopes if s not in ("scim:read", "scim:write")]
     if bad or not cmd.scopes:
         raise InvalidCommand(f"unknown scopes {bad}: use scim:read and/or scim:write")
