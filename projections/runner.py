@@ -25,6 +25,7 @@ from scimledger.store.mapper import build_mapper
 log = logging.getLogger("scimledger.projections")
 BATCH = 500
 POLL_SECONDS = 1.0
+RECONNECT_SECONDS = 0.5  # while the LISTEN connection is down
 SETTLE_SECONDS = 0.05  # after a wake-up, let more events arrive so that one pass applies many
 
 
@@ -70,35 +71,62 @@ async def catch_up(pool: asyncpg.Pool, projections: tuple[Projection, ...] = LAG
 
 
 class CatchUpRunner:
-    """Background task: wakes on NOTIFY ``scimledger_events`` or every POLL_SECONDS."""
+    """Background task: wakes on NOTIFY ``scimledger_events`` or every ``poll_seconds``.
 
-    def __init__(self, pool: asyncpg.Pool, url: str, sender: Sender | None = None) -> None:
+    The LISTEN connection is re-opened whenever it is lost (a PostgreSQL restart; issue 8, defect 8):
+    while it is down the runner retries every RECONNECT_SECONDS, so notifications are fast again as soon
+    as the database is back. A failing batch logs one line, not a traceback per second.
+    """
+
+    def __init__(
+        self, pool: asyncpg.Pool, url: str, sender: Sender | None = None, poll_seconds: float = POLL_SECONDS
+    ) -> None:
         self.pool = pool
         self.url = url
         self.sender = sender or sender_from_env()
+        self.poll_seconds = poll_seconds
         self._delivered_floor = 0
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._listener: asyncpg.Connection | None = None
 
+    @property
+    def listening(self) -> bool:
+        return self._listener is not None and not self._listener.is_closed()
+
     async def start(self) -> None:
-        self._listener = await asyncpg.connect(self.url)
-        await self._listener.add_listener("scimledger_events", lambda *_: self._wake.set())
+        await self._listen()
         self._task = asyncio.create_task(self._loop())
+
+    async def _listen(self) -> None:
+        """(Re-)open the LISTEN connection; a lost connection wakes the loop so it reconnects."""
+        if self._listener is not None:
+            with contextlib.suppress(Exception):
+                self._listener.terminate()
+            self._listener = None
+        listener = await asyncpg.connect(self.url)
+        await listener.add_listener("scimledger_events", lambda *_: self._wake.set())
+        listener.add_termination_listener(lambda *_: self._wake.set())
+        self._listener = listener
+        self._wake.set()  # events may have been appended while nobody listened
 
     async def _loop(self) -> None:
         while True:
             try:
+                if not self.listening:
+                    await self._listen()
+                    log.info("catch-up runner: LISTEN re-opened")
                 await catch_up(self.pool)
                 sent = 1
                 while sent:
                     sent, self._delivered_floor = await deliver_batch(
                         self.pool, self.sender, after=self._delivered_floor
                     )
-            except Exception:  # keep running; the next wake retries the batch
-                log.exception("catch-up runner batch failed")
+            except Exception as error:  # keep running; the next wake retries the batch
+                log.warning("catch-up runner: batch failed (%s: %s)", type(error).__name__, error)
+            wait = self.poll_seconds if self.listening else RECONNECT_SECONDS
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), POLL_SECONDS)
+                await asyncio.wait_for(self._wake.wait(), wait)
                 await asyncio.sleep(SETTLE_SECONDS)
             self._wake.clear()
 

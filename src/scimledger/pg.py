@@ -185,8 +185,11 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def ensure_server(home: Path, *, fsync: bool = True, timeout: float = 60.0) -> EmbeddedServer:
-    """Start (or find) the embedded server for ``home`` and make sure its database exists."""
+def ensure_server(
+    home: Path, *, fsync: bool = True, timeout: float = 60.0, port: int | None = None
+) -> EmbeddedServer:
+    """Start (or find) the embedded server for ``home`` and make sure its database exists. ``port``:
+    listen there (a restart that clients must find again) instead of on a free port."""
     user = _server_user()
     data_dir = _data_dir(home, user)
     existing = _running(data_dir)
@@ -214,7 +217,7 @@ def ensure_server(home: Path, *, fsync: bool = True, timeout: float = 60.0) -> E
             ],
             user,
         )
-    port = _free_port()
+    port = port or _free_port()
     log = open(data_dir.parent / f"{data_dir.name}.log", "ab")  # noqa: SIM115 - owned by the child
     if user is not None:
         with contextlib.suppress(OSError):

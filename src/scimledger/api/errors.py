@@ -113,6 +113,21 @@ async def on_too_large(request: Request, exc: Exception) -> Response:
     return _render(request, scim.InvalidValue("a value in the request is too long"), "invalid_value")
 
 
+RETRY_AFTER_SECONDS = 1
+
+
+async def on_database_unavailable(request: Request, exc: Exception) -> Response:
+    """PostgreSQL is unreachable or shutting down (issue 8, defect 9): 503 with ``Retry-After``, one log
+    line, and the client's keep-alive connection stays open (a handled error, not a server crash). Nothing
+    was acknowledged, so the client's retry is safe."""
+    log.warning("database unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__)
+    error = scim.ScimError("the database is unavailable; retry shortly")
+    error.status = 503  # type: ignore[misc]
+    response = _render(request, error, "unavailable")
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
 async def on_unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unexpected error on %s %s", request.method, request.url.path)
     error = scim.ScimError("internal server error")
@@ -127,5 +142,10 @@ HANDLERS = {
     HTTPException: on_http_error,
     asyncpg.DataError: on_bad_data,
     asyncpg.ProgramLimitExceededError: on_too_large,
+    asyncpg.PostgresConnectionError: on_database_unavailable,
+    asyncpg.OperatorInterventionError: on_database_unavailable,
+    asyncpg.TooManyConnectionsError: on_database_unavailable,
+    asyncpg.InterfaceError: on_database_unavailable,
+    ConnectionError: on_database_unavailable,
     Exception: on_unexpected,
 }
