@@ -274,7 +274,45 @@ CREATE INDEX IF NOT EXISTS drift_workspace ON drift (workspace_id, at);
 CREATE INDEX IF NOT EXISTS drift_resource ON drift (resource_id);
 
 ------------------------------------------------------------------------------------------------------------
--- 6. Privileges (least privilege). The server connects as `scimledger_app`: it may SELECT and INSERT the log
+-- 6. Read-model guards: invariants that span streams no command holds together.
+--    "A deprovisioned member belongs to no team" (README, "Workspace rules"): a group member add and a user's
+--    deprovisioning decide on the read model and append to different streams, so nothing else would make
+--    them conflict. Inside the writing transaction an add locks the member's row (FOR SHARE) and needs it
+--    not deprovisioned; a deprovisioning checks at commit that no membership is left. The loser fails with
+--    serialization_failure, which the store turns into a version conflict: its command is decided again.
+--    Live tables only (a rebuild or replay of the log applies what was decided).
+------------------------------------------------------------------------------------------------------------
+CREATE OR REPLACE FUNCTION scimledger_member_may_join() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM 1 FROM scim_users WHERE id = NEW.member_id AND status <> 'deprovisioned' FOR SHARE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'member % is deprovisioned: it cannot join a team', NEW.member_id
+            USING ERRCODE = 'serialization_failure';
+    END IF;
+    RETURN NEW;
+END;
+$$;
+CREATE OR REPLACE TRIGGER scim_group_members_member_may_join BEFORE INSERT ON scim_group_members
+    FOR EACH ROW EXECUTE FUNCTION scimledger_member_may_join();
+
+CREATE OR REPLACE FUNCTION scimledger_deprovisioned_in_no_team() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM scim_group_members WHERE member_id = NEW.id) THEN
+        RAISE EXCEPTION 'member % is deprovisioned but still in a team', NEW.id
+            USING ERRCODE = 'serialization_failure';
+    END IF;
+    RETURN NULL;
+END;
+$$;
+DROP TRIGGER IF EXISTS scim_users_deprovisioned_in_no_team ON scim_users;
+CREATE CONSTRAINT TRIGGER scim_users_deprovisioned_in_no_team AFTER UPDATE OF status ON scim_users
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (NEW.status = 'deprovisioned')
+    EXECUTE FUNCTION scimledger_deprovisioned_in_no_team();
+
+------------------------------------------------------------------------------------------------------------
+-- 7. Privileges (least privilege). The server connects as `scimledger_app`: it may SELECT and INSERT the log
 --    and nothing more (no UPDATE, DELETE or TRUNCATE even if the triggers above were dropped: it cannot drop
 --    them either, it owns nothing), and read and write the read models, snapshots and tracking tables.
 --    Migrations run as the owner of these objects (the role running this file). The role is created here

@@ -33,7 +33,7 @@ import orjson
 from projections.scim_users import backfill_user_name_keys
 
 DEFAULT_DATABASE = "scimledger"
-APP_ROLE = "scimledger_app"  # the server's least-privilege role (schema.sql, section 6)
+APP_ROLE = "scimledger_app"  # the server's least-privilege role (schema.sql, section 7)
 _PR_SET_PDEATHSIG = 1
 _FALLBACK_ROOT = Path("/var/tmp/scimledger")
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}  # servers we started, kept so they are reaped
@@ -52,7 +52,7 @@ class EmbeddedServer:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
     def app_url(self, database: str = DEFAULT_DATABASE) -> str:
-        """The server's least-privilege URL (schema.sql, section 6)."""
+        """The server's least-privilege URL (schema.sql, section 7)."""
         return f"postgresql://{APP_ROLE}@127.0.0.1:{self.port}/{database}"
 
 

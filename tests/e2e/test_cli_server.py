@@ -102,7 +102,7 @@ def test_audit_verify_checks_every_chain(server: tuple[str, dict[str, str], Path
 
 
 def test_serve_connects_with_the_least_privilege_role(server: tuple[str, dict[str, str], Path]) -> None:
-    """schema.sql, section 6: the embedded default migrates as the owner and serves as ``scimledger_app``."""
+    """schema.sql, section 7: the embedded default migrates as the owner and serves as ``scimledger_app``."""
     import asyncio
 
     import asyncpg

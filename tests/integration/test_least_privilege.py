@@ -1,4 +1,4 @@
-"""Least privilege (schema.sql, section 6): the server's role may SELECT and INSERT the log and nothing more,
+"""Least privilege (schema.sql, section 7): the server's role may SELECT and INSERT the log and nothing more,
 even when the append-only triggers are gone; migrations belong to the owner."""
 
 from __future__ import annotations

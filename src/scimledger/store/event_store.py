@@ -20,6 +20,7 @@ from projections import INLINE, Envelope
 from scimledger.domain.base import replay
 from scimledger.store import recorder
 from scimledger.store.mapper import build_mapper
+from scimledger.store.recorder import VersionConflict
 from scimledger.store.workspace_cache import PendingEvents, WorkspaceCache
 
 A = TypeVar("A", bound=Aggregate)
@@ -91,8 +92,11 @@ class EventStore:
 
     async def save_batch(self, workspace_id: UUID, groups: Sequence[tuple[Changes, Metadata]]) -> Saved:
         """Several commands' changes, each with its own metadata, in one transaction (group commit)."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            saved = await self.write_batch(conn, workspace_id, groups)
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                saved = await self.write_batch(conn, workspace_id, groups)
+        except asyncpg.SerializationError as error:  # a read-model guard (schema.sql, section 6)
+            raise VersionConflict(None) from error
         await self.snapshot(saved)
         return saved
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from uuid import UUID
 
+import asyncpg
 from eventsourcing.domain import Aggregate
 
 from scimledger.domain import Workspace
@@ -154,6 +155,8 @@ class WorkspaceCache:
                     groups.append(([own, *decision.aggregates], decision.metadata))
                 saved = await self._store.write_batch(conn, workspace_id, groups)
         except Exception as error:
+            if isinstance(error, asyncpg.SerializationError):  # a read-model guard (schema.sql, section 6)
+                error = VersionConflict(None)
             if len(accepted) > 1 and not isinstance(error, VersionConflict):
                 # One command's data broke the whole transaction (say a value PostgreSQL refuses): for a
                 # moment save commands one by one, so that only that command fails; the others retry.
