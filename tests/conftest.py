@@ -22,6 +22,12 @@ from scimledger.config import Settings
 from scimledger.store.event_store import EventStore, Metadata
 
 
+def temp_home() -> Path:
+    """A SCIMLEDGER_HOME of one test's own: keys made on first use (the checkpoint signing key) never land
+    in the developer's ``.scimledger``."""
+    return Path(tempfile.mkdtemp(prefix="scimledger-home-"))
+
+
 def with_database(url: str, name: str) -> str:
     parts = urlsplit(url)
     return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
@@ -95,7 +101,11 @@ SYSTEM = Metadata(actor_kind="system", actor_id="tests", actor_name="tests", sou
 @pytest.fixture
 async def app(database_url: str) -> AsyncIterator[Any]:
     application = create_app(
-        Settings(home=Path(".scimledger"), public_url="https://scim.example.test", database_url=database_url),
+        Settings(
+            home=temp_home(),
+            public_url="https://scim.example.test",
+            database_url=database_url,
+        ),
         run_lagging=False,
     )
     async with application.router.lifespan_context(application):

@@ -13,12 +13,12 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import uvicorn
 
 from scimledger.app import create_app
 from scimledger.config import Settings
+from tests.conftest import temp_home
 
 STARTUP_TIMEOUT = 30.0
 SHUTDOWN_TIMEOUT = 15.0
@@ -35,7 +35,7 @@ def live_server(database_url: str, *, run_lagging: bool = True) -> Iterator[str]
     """Serve the app on ``database_url`` (already migrated or not) and yield its base URL
     (``http://127.0.0.1:<port>``). ``meta.location`` is built from the request, as in production."""
     app = create_app(
-        Settings(home=Path(".scimledger"), public_url=None, database_url=database_url),
+        Settings(home=temp_home(), public_url=None, database_url=database_url),
         run_lagging=run_lagging,
     )
     port = free_port()

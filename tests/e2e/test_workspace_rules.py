@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,7 +19,7 @@ import pytest
 
 from scimledger.app import create_app
 from scimledger.config import Settings
-from tests.conftest import Workspace, make_workspace
+from tests.conftest import Workspace, make_workspace, temp_home
 from tests.e2e.rules_helpers import (
     admin_auth,
     all_events,
@@ -63,7 +62,11 @@ async def small_workspace(app: Any, seats: int, *, automatic: bool = False) -> W
 async def second_process(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
     """A client of a second app on the same database: another worker, with its own workspace cache."""
     other = create_app(
-        Settings(home=Path(".scimledger"), public_url="https://scim.example.test", database_url=database_url),
+        Settings(
+            home=temp_home(),
+            public_url="https://scim.example.test",
+            database_url=database_url,
+        ),
         run_lagging=False,
     )
     async with other.router.lifespan_context(other):

@@ -4,7 +4,6 @@ even when the append-only triggers are gone; migrations belong to the owner."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -15,7 +14,7 @@ import pytest
 from scimledger import pg
 from scimledger.app import create_app
 from scimledger.config import Settings
-from tests.conftest import make_workspace
+from tests.conftest import make_workspace, temp_home
 
 USER = {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "ada@example.com"}
 
@@ -48,7 +47,11 @@ async def owner_conn(database_url: str) -> AsyncIterator[asyncpg.Connection]:
 async def least_privilege_app(database_url: str) -> AsyncIterator[Any]:
     """The real app connected as the server's role, on a log that already has a workspace and a user."""
     application = create_app(
-        Settings(home=Path(".scimledger"), public_url=None, database_url=as_app_role(database_url)),
+        Settings(
+            home=temp_home(),
+            public_url=None,
+            database_url=as_app_role(database_url),
+        ),
         run_lagging=False,
     )
     async with application.router.lifespan_context(application):
