@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed-stamp
 
-.PHONY: install run test lint fmt bench clean
+.PHONY: install run test lint fmt bench bench-audit faults clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,16 @@ fmt: install
 bench: install
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/queries.py
+	$(BIN)/python bench/audit.py
+
+# The audit trail at scale alone (issue 7); BENCH_AUDIT_EVENTS=50000 for a smoke run.
+bench-audit: install
+	$(BIN)/python bench/audit.py
+
+# The fault suite at full size (issue 8): kill -9, PostgreSQL outage, retry storms, two servers, a killed
+# backlog; a reduced size runs inside `make test` (tests/e2e/test_fault_suite.py). FAULTS_SEED=N to vary.
+faults: install
+	$(BIN)/python -m tests.faults --seed $${FAULTS_SEED:-1} --requests 2000 --deadline 120 --outage 5
 
 clean:
 	rm -rf $(VENV) .scimledger

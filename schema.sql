@@ -132,6 +132,21 @@ CREATE OR REPLACE TRIGGER events_no_truncate BEFORE TRUNCATE ON events
 ------------------------------------------------------------------------------------------------------------
 CREATE INDEX IF NOT EXISTS events_workspace_position ON events (workspace_id, position);
 CREATE INDEX IF NOT EXISTS events_type_position ON events (event_type, position);
+-- The audit API (src/scimledger/audit/log_query.py): each filter walks its index in position order.
+-- member/team are partial (only events naming one are indexed); other modules use these expressions too.
+CREATE INDEX IF NOT EXISTS events_member ON events (workspace_id, (data->>'member_id'), position)
+    WHERE data->>'member_id' IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_team ON events (workspace_id, (data->>'team_id'), position)
+    WHERE data->>'team_id' IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_actor ON events (workspace_id, (metadata->'actor'->>'id'), position);
+CREATE INDEX IF NOT EXISTS events_source ON events (workspace_id, (metadata->>'source'), position);
+CREATE INDEX IF NOT EXISTS events_request ON events (workspace_id, (metadata->>'request_id'), position)
+    WHERE metadata->>'request_id' IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_workspace_type ON events (workspace_id, event_type, position);
+CREATE INDEX IF NOT EXISTS events_recorded_at ON events (workspace_id, recorded_at, position);
+-- The outbox's welcome goes to a person's first membership anywhere (projections/outbox.py, issue 8).
+CREATE INDEX IF NOT EXISTS events_person_joined ON events ((data->>'person_id'), position)
+    WHERE event_type IN ('MemberProvisioned', 'MemberLinked', 'MemberInvited');
 
 ------------------------------------------------------------------------------------------------------------
 -- 5. Read models (owned by the modules in projections/; rebuilt from position 0 by
@@ -154,6 +169,8 @@ CREATE TABLE IF NOT EXISTS workspace_domains (
     verified      boolean NOT NULL DEFAULT false,
     PRIMARY KEY (workspace_id, domain)
 );
+-- The DNS TXT challenge of an unverified domain (issue 8; README "Verifying a domain").
+ALTER TABLE workspace_domains ADD COLUMN IF NOT EXISTS challenge text;
 CREATE TABLE IF NOT EXISTS admin_keys (
     id            uuid        PRIMARY KEY,
     workspace_id  uuid        NOT NULL,
@@ -210,6 +227,8 @@ CREATE INDEX IF NOT EXISTS scim_users_external_id ON scim_users (workspace_id, e
 CREATE INDEX IF NOT EXISTS scim_users_display_name ON scim_users (workspace_id, lower(display_name));
 CREATE INDEX IF NOT EXISTS scim_users_page ON scim_users (workspace_id, created, id);
 CREATE INDEX IF NOT EXISTS scim_users_emails ON scim_users USING gin (email_values);
+-- A provisioning links a person this workspace had before (handlers/users.py); never another's (issue 8).
+CREATE INDEX IF NOT EXISTS scim_users_person ON scim_users (workspace_id, person_id);
 
 -- projections/scim_groups.py: one row per team, one row per current team member.
 CREATE TABLE IF NOT EXISTS scim_groups (
@@ -256,6 +275,13 @@ CREATE TABLE IF NOT EXISTS outbox_delivery (
     sent_at       timestamptz NOT NULL,
     PRIMARY KEY (position, kind)
 );
+-- This installation's id, made once (one row), kept by a dump and restore: part of every notification's
+-- Message-ID (src/scimledger/notifications.py), so that a receiver can drop a repeated message.
+CREATE TABLE IF NOT EXISTS installation (
+    id            uuid        NOT NULL DEFAULT gen_random_uuid(),
+    one_row       boolean     PRIMARY KEY DEFAULT true CHECK (one_row)
+);
+INSERT INTO installation DEFAULT VALUES ON CONFLICT DO NOTHING;
 
 -- projections/drift.py (inline): admin changes to what the IdP manages, until the IdP's next write.
 CREATE TABLE IF NOT EXISTS drift (

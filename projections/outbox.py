@@ -35,13 +35,28 @@ async def _queue(
     )
 
 
+async def _first_membership(conn: asyncpg.Connection, env: Envelope) -> bool:
+    """No membership of this person anywhere earlier in the log (index ``events_person_joined``). Before
+    issue 8 a MemberProvisioned was always a person's first, so older logs give the same rows."""
+    return bool(
+        await conn.fetchval(
+            """SELECT NOT EXISTS (SELECT 1 FROM events WHERE (data->>'person_id') = $1 AND position < $2
+                  AND event_type IN ('MemberProvisioned', 'MemberLinked', 'MemberInvited'))""",
+            env.event.person_id,
+            env.position,
+        )
+    )
+
+
 async def apply(conn: asyncpg.Connection, env: Envelope) -> None:
     e, kind = env.event, env.event_type
     if kind in ("MemberProvisioned", "MemberLinked"):
         if e.status != "active":
             return
         await _queue(conn, env, "added", e.user_name, {"workspace_id": str(env.workspace_id)})
-        if kind == "MemberProvisioned":  # a new person: seed 000 "New users also receive a welcome email"
+        if kind == "MemberProvisioned" and await _first_membership(conn, env):
+            # Seed 000 "New users also receive a welcome email": new to the product, decided here from the
+            # whole log, not by the workspace's event, which must not tell (issue 8; not listed by the API).
             await _queue(conn, env, "welcome", e.user_name, {"workspace_id": str(env.workspace_id)})
     elif kind == "MemberInvited":
         await _queue(conn, env, "invite", e.user_name, {"workspace_id": str(env.workspace_id)})

@@ -1,11 +1,19 @@
 """Rebuild every projection from position 0 and compare it with the live tables by digest.
 
-Runs in one transaction holding the append lock, so the log cannot move while the tables are compared.
-With ``verify`` a mismatch rolls the rebuild back (the live tables stay for inspection) and is reported.
+The append lock is held (at session level) for the whole rebuild, so the log cannot move while the tables
+are rebuilt and compared. The projections' own ``apply`` code replays the log into temporary tables of the
+same definition (``LIKE ... INCLUDING ALL``), which shadow the live ones for this connection only
+(``pg_temp`` comes first in name resolution), one transaction per batch of events: a row updated by every
+event of its kind (a workspace's seat counters) then keeps a short version chain instead of one that grows
+with the whole log (all of a rebuild in one transaction made it quadratic: bench/audit.py). The live tables
+stay readable meanwhile. Then the digests are compared: equal tables are left as they are; with ``verify`` a
+mismatch is reported and the live tables stay for inspection; without it the rebuilt rows replace the live
+ones in one transaction.
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import asyncpg
@@ -18,7 +26,8 @@ from scimledger.store.event_store import load_log_envelopes
 from scimledger.store.mapper import build_mapper
 
 APPEND_LOCK = 7243002
-BATCH = 2000
+BATCH = 2000  # events per transaction of the replay
+TEMP_BUFFERS = "256MB"  # the rebuilt tables are temporary: kept in this backend's local buffers
 
 
 @dataclass(frozen=True)
@@ -48,21 +57,30 @@ async def table_digest(conn: asyncpg.Connection, table: str) -> str:
     return str(value)
 
 
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
 async def _replay(conn: asyncpg.Connection, projections: tuple[Projection, ...]) -> None:
+    """The log through the projections, into whatever their table names resolve to (the temporary
+    tables), one transaction per batch."""
     mapper = build_mapper()
     wanted = sorted({t for p in projections for t in p.event_types})
     after = 0
     while True:
-        envelopes = await load_log_envelopes(conn, mapper, after=after, limit=BATCH, event_types=wanted)
+        async with conn.transaction():
+            envelopes = await load_log_envelopes(conn, mapper, after=after, limit=BATCH, event_types=wanted)
+            for envelope in envelopes:
+                for projection in projections:
+                    if envelope.event_type in projection.event_types:
+                        await projection.apply(conn, envelope)
         if not envelopes:
-            break
-        for envelope in envelopes:
-            for projection in projections:
-                if envelope.event_type in projection.event_types:
-                    await projection.apply(conn, envelope)
+            return
         assert envelopes[-1].position is not None
         after = envelopes[-1].position
-    head = await conn.fetchval("SELECT coalesce(max(position), 0) FROM events")
+
+
+async def _track_lagging(conn: asyncpg.Connection, projections: tuple[Projection, ...], head: int) -> None:
     for projection in LAGGING:
         if projection in projections:
             await conn.execute(
@@ -79,23 +97,51 @@ async def rebuild(
     """Rebuild ``projections``; returns the digests. With ``verify``, a difference raises RebuildMismatch."""
     tables = [t for p in projections for t in p.tables]
     async with pool.acquire() as conn:
-        tx = conn.transaction()
-        await tx.start()
+        live_schema = _quote(str(await conn.fetchval("SELECT current_schema()")))
+        await conn.execute("SET lock_timeout = '60s'")  # fail loudly rather than wait forever
+        await conn.execute("SELECT pg_advisory_lock($1)", APPEND_LOCK)
         try:
-            await conn.execute("SET LOCAL lock_timeout = '60s'")  # fail loudly rather than wait forever
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", APPEND_LOCK)
+            await conn.execute("RESET lock_timeout")
             mapper = build_mapper()
             for projection in LAGGING:  # bring the live lagging tables to the head first
-                while await apply_batch(conn, projection, mapper) == RUNNER_BATCH:
-                    pass
-            live = {t: await table_digest(conn, t) for t in tables}
-            await conn.execute(f"TRUNCATE {', '.join(tables)}")
-            await _replay(conn, projections)
-            digests = [TableDigest(t, live[t], await table_digest(conn, t)) for t in tables]
-            if verify and not all(d.equal for d in digests):
-                raise RebuildMismatch(digests)
-        except BaseException:
-            await tx.rollback()
-            raise
-        await tx.commit()
+                while True:
+                    async with conn.transaction():
+                        if await apply_batch(conn, projection, mapper) < RUNNER_BATCH:
+                            break
+            live = {t: await table_digest(conn, f"{live_schema}.{_quote(t)}") for t in tables}
+            head = await conn.fetchval("SELECT coalesce(max(position), 0) FROM events")
+            await conn.execute(f"SET temp_buffers = '{TEMP_BUFFERS}'")  # no effect once temp tables were used
+            try:
+                for t in tables:
+                    await conn.execute(
+                        f"CREATE TEMPORARY TABLE {_quote(t)} (LIKE {live_schema}.{_quote(t)} INCLUDING ALL)"
+                    )
+                await conn.execute("DISCARD PLANS")  # statements prepared before now name the live tables
+                await _replay(conn, projections)
+                digests = [
+                    TableDigest(t, live[t], await table_digest(conn, f"pg_temp.{_quote(t)}")) for t in tables
+                ]
+                if verify and not all(d.equal for d in digests):
+                    raise RebuildMismatch(digests)
+                async with conn.transaction():
+                    changed = [d.table for d in digests if not d.equal]
+                    if changed:
+                        await conn.execute(
+                            f"TRUNCATE {', '.join(f'{live_schema}.{_quote(t)}' for t in changed)}"
+                        )
+                    for t in changed:
+                        await conn.execute(
+                            f"INSERT INTO {live_schema}.{_quote(t)} SELECT * FROM pg_temp.{_quote(t)}"
+                        )
+                    await _track_lagging(conn, projections, head)
+            finally:
+                with contextlib.suppress(asyncpg.PostgresError, OSError):
+                    if conn.is_in_transaction():
+                        await conn.execute("ROLLBACK")
+                    for t in tables:
+                        await conn.execute(f"DROP TABLE IF EXISTS pg_temp.{_quote(t)}")
+                    await conn.execute("DISCARD PLANS")  # statements prepared meanwhile named the temp tables
+        finally:
+            with contextlib.suppress(asyncpg.PostgresError, OSError):
+                await conn.execute("SELECT pg_advisory_unlock($1)", APPEND_LOCK)
     return digests

@@ -12,6 +12,7 @@ event_types = frozenset(
     {
         "WorkspaceCreated",
         "DomainAdded",
+        "DomainChallengeIssued",
         "DomainVerified",
         "SeatAdded",
         "SeatAssigned",
@@ -39,6 +40,13 @@ async def apply(conn: asyncpg.Connection, env: Envelope) -> None:
             "INSERT INTO workspace_domains (workspace_id, domain) VALUES ($1, $2) ON CONFLICT DO NOTHING",
             ws,
             e.domain,
+        )
+    elif kind == "DomainChallengeIssued":  # issue 8: the token the workspace publishes to prove the domain
+        await conn.execute(
+            "UPDATE workspace_domains SET challenge = $3 WHERE workspace_id = $1 AND domain = $2",
+            ws,
+            e.domain,
+            e.token,
         )
     elif kind == "DomainVerified":
         await conn.execute(

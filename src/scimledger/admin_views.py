@@ -9,6 +9,8 @@ from uuid import UUID
 
 import asyncpg
 
+from scimledger.domain.workspace import challenge_record
+
 Conn: TypeAlias = asyncpg.Pool | asyncpg.Connection
 
 
@@ -39,7 +41,8 @@ async def workspace(conn: Conn, workspace_id: UUID) -> dict[str, Any] | None:
     if row is None:
         return None
     domains = await conn.fetch(
-        "SELECT domain, verified FROM workspace_domains WHERE workspace_id = $1 ORDER BY domain", workspace_id
+        "SELECT domain, verified, challenge FROM workspace_domains WHERE workspace_id = $1 ORDER BY domain",
+        workspace_id,
     )
     return {
         "id": str(row["id"]),
@@ -50,8 +53,21 @@ async def workspace(conn: Conn, workspace_id: UUID) -> dict[str, Any] | None:
             "assigned": row["seats_assigned"],
             "available": row["seats_total"] - row["seats_assigned"],
         },
-        "domains": [{"domain": d["domain"], "verified": d["verified"]} for d in domains],
+        "domains": [_domain(d) for d in domains],
     }
+
+
+def challenge(record: str, token: str) -> dict[str, str]:
+    """README "Verifying a domain": publish ``value`` as a TXT record named ``record``."""
+    return {"record": record, "type": "TXT", "value": token}
+
+
+def _domain(row: asyncpg.Record) -> dict[str, Any]:
+    """A domain; an unverified one with its challenge (issue 8), when it has one."""
+    out: dict[str, Any] = {"domain": row["domain"], "verified": row["verified"]}
+    if not row["verified"] and row["challenge"] is not None:
+        out["challenge"] = challenge(challenge_record(row["domain"]), row["challenge"])
+    return out
 
 
 async def tokens(conn: Conn, workspace_id: UUID) -> list[dict[str, Any]]:
@@ -173,10 +189,13 @@ async def drift(conn: Conn, workspace_id: UUID) -> list[dict[str, Any]]:
 
 
 async def outbox(conn: Conn, workspace_id: UUID) -> list[dict[str, Any]]:
+    """The workspace's notifications. The welcome to a person new to the product is the product's message,
+    not the workspace's: it is not listed, or the listing would tell whether the person is known in another
+    workspace (issue 8, defect 1)."""
     rows = await conn.fetch(
         """SELECT o.position, o.kind, o.member_id, o.recipient, o.payload, o.created_at, d.sent_at
              FROM outbox o LEFT JOIN outbox_delivery d ON d.position = o.position AND d.kind = o.kind
-            WHERE o.workspace_id = $1 ORDER BY o.position, o.kind""",
+            WHERE o.workspace_id = $1 AND o.kind <> 'welcome' ORDER BY o.position, o.kind""",
         workspace_id,
     )
     return [

@@ -15,15 +15,20 @@ from projections.runner import CatchUpRunner
 from scimledger import pg
 from scimledger.api import (
     admin,
+    admin_page,
+    audit_log,
+    audit_proof,
     bulk,
     discovery,
     errors,
     listing,
     openapi,
+    point_in_time,
     scim_groups,
     scim_users,
 )
 from scimledger.api.body_limit import BodyLimit
+from scimledger.api.rate_limit import Limits, RateLimiter
 from scimledger.api.request_context import RequestContext
 from scimledger.config import Settings
 from scimledger.store.event_store import EventStore
@@ -57,6 +62,7 @@ def routes() -> list[Route]:
         Route(f"{scim}/.search", listing.search_root, methods=["POST"]),
         Route(f"{scim}/Bulk", bulk.bulk_request, methods=["POST"]),
         *admin_routes(),
+        *admin_page.routes(),  # /admin: the audit page, outside /api/v1 (issue 7)
     ]
 
 
@@ -75,7 +81,7 @@ def admin_routes() -> list[Route]:
         Route(f"{api}/tokens/{{id}}", admin.revoke_token, methods=["DELETE"]),
         Route(f"{api}/members", admin.list_members, methods=["GET"]),
         Route(f"{api}/members", admin.create_member, methods=["POST"]),
-        Route(f"{api}/members/{{id}}", admin.get_member, methods=["GET"]),
+        Route(f"{api}/members/{{id}}", point_in_time.get_member, methods=["GET"]),  # as_of: from the log
         Route(f"{api}/members/{{id}}", admin.patch_member, methods=["PATCH"]),
         Route(f"{api}/members/{{id}}/accept-invite", admin.accept_invite, methods=["POST"]),
         Route(f"{api}/teams", admin.list_teams, methods=["GET"]),
@@ -83,6 +89,17 @@ def admin_routes() -> list[Route]:
         Route(f"{api}/teams/{{id}}/unlink", admin.unlink_team, methods=["POST"]),
         Route(f"{api}/drift", admin.list_drift, methods=["GET"]),
         Route(f"{api}/outbox", admin.list_outbox, methods=["GET"]),
+        Route(f"{api}/members/{{id}}/history", point_in_time.member_history, methods=["GET"]),
+        Route(f"{api}/members/{{id}}/explain", point_in_time.member_explain, methods=["GET"]),
+        Route(f"{api}/teams/{{id}}/history", point_in_time.team_history, methods=["GET"]),
+        Route(f"{api}/teams/{{id}}/members", point_in_time.team_members, methods=["GET"]),
+        Route(f"{api}/admins", point_in_time.admins, methods=["GET"]),
+        Route(f"{api}/seats", point_in_time.seats, methods=["GET"]),
+        Route(f"{api}/audit", audit_log.list_audit, methods=["GET"]),
+        Route(f"{api}/audit/export", audit_log.export_audit, methods=["GET"]),
+        Route(f"{api}/audit/verify", audit_proof.verify, methods=["GET"]),
+        Route(f"{api}/audit/checkpoint", audit_proof.signed_checkpoint, methods=["GET"]),
+        Route(f"{api}/audit/public-key", audit_proof.public_key, methods=["GET"]),
     ]
 
 
@@ -128,5 +145,6 @@ def create_app(settings: Settings | None = None, *, run_lagging: bool = True) ->
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.rate_limiter = RateLimiter(Limits.from_env())
     app.state.cursor_secret = settings.cursor_secret()
     return app

@@ -337,7 +337,8 @@ async def owns_schema(conn: asyncpg.Connection) -> bool:
         await conn.fetchval(
             """SELECT to_regclass('events') IS NULL
                    OR pg_has_role(current_user,
-                                  (SELECT relowner FROM pg_class WHERE oid = 'events'::regclass), 'USAGE')"""
+                                  (SELECT c.relowner FROM pg_class c WHERE c.oid = to_regclass('events')),
+                                  'USAGE')"""
         )
     )
 

@@ -17,6 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.e2e.dns_server import dns_server  # noqa: F401 - a DNS server on 127.0.0.1 (issue 8)
+
 CLI = [sys.executable, "-m", "scimledger.cli"]
 
 

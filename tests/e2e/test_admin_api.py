@@ -16,6 +16,7 @@ import pytest
 
 from projections import runner
 from tests.conftest import Workspace, make_workspace
+from tests.e2e.dns_server import DnsServer
 from tests.e2e.rules_helpers import (
     admin_auth,
     admin_get,
@@ -130,7 +131,7 @@ async def test_adding_a_bad_seat_count_is_400_and_appends_nothing(
 
 
 async def test_verifying_a_domain_turns_invites_into_direct_adds(
-    client: httpx.AsyncClient, workspace: Workspace
+    client: httpx.AsyncClient, workspace: Workspace, dns_server: DnsServer
 ) -> None:
     added = await client.post(
         "/api/v1/domains", json={"domain": "partner.test"}, headers=admin_auth(workspace)
@@ -138,6 +139,7 @@ async def test_verifying_a_domain_turns_invites_into_direct_adds(
     assert added.status_code == 201, added.text
     invited = await provisioned(client, workspace, "pat@partner.test")
     assert (await member(client, workspace, invited))["status"] == "invited"
+    dns_server.publish(added.json()["challenge"]["record"], added.json()["challenge"]["value"])
     verified = await client.post("/api/v1/domains/partner.test/verify", headers=admin_auth(workspace))
     assert verified.status_code == 200, verified.text
     assert {"domain": "partner.test", "verified": True} in verified.json()["domains"]

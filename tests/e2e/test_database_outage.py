@@ -43,6 +43,9 @@ def own_server() -> Iterator[tuple[Path, pg.EmbeddedServer]]:
 def stop_immediately(server: pg.EmbeddedServer) -> None:
     """``pg_ctl stop -m immediate``: SIGQUIT to the postmaster, no shutdown checkpoint."""
     os.kill(server.pid, signal.SIGQUIT)
+    child = pg._CHILDREN.pop(server.pid, None)  # reap it, as pg.stop_server does
+    if child is not None:
+        child.wait(timeout=30)
     deadline = time.monotonic() + 30
     while (server.data_dir / "postmaster.pid").exists() and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -43,6 +43,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from scimledger.api.rate_limit import Limits, Rate, RateLimiter
 from scimledger.scim.schemas import COMMON_ATTRIBUTES, RESOURCE_TYPES, Attribute
 from tests.conftest import Workspace, make_workspace
 
@@ -589,7 +590,10 @@ async def create_group(
 
 @pytest.fixture
 async def workspace(app: Any) -> Workspace:
-    """This module's workspace: example.com verified, and seats bought as needed (examples add many Users)."""
+    """This module's workspace: example.com verified, and seats bought as needed (examples add many Users).
+    Rate limits are off: thousands of examples (many with broken credentials) come from one address; the
+    limits have their own tests (test_rate_limit.py)."""
+    app.state.rate_limiter = RateLimiter(Limits(per_credential=Rate(0, 0), auth_failures=Rate(0, 0)))
     return await make_workspace(app.state.store, domains=("example.com",), automatic_seat_assignment=True)
 
 

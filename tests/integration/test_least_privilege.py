@@ -127,3 +127,25 @@ def _one_event() -> tuple[Any, ...]:
         ['{"x":1}'],
         ['{"actor": {"id": "t", "kind": "system", "name": "t"}, "source": "system"}'],
     )
+
+
+async def test_an_empty_database_is_migrated_by_its_owner(server_url: str) -> None:
+    """A fresh DATABASE_URL database: no log yet, so the connecting role may create it."""
+    from uuid import uuid4
+
+    from tests.conftest import with_database
+
+    name = f"scimledger_empty_{uuid4().hex[:12]}"
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        conn = await asyncpg.connect(with_database(server_url, name))
+        try:
+            assert await pg.owns_schema(conn)
+            await pg.migrate_if_owner(conn)
+            assert await conn.fetchval("SELECT to_regclass('events') IS NOT NULL")
+        finally:
+            await conn.close()
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()

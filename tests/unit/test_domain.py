@@ -54,7 +54,7 @@ def test_domains_are_normalised_and_verified() -> None:
     ws = Workspace(name="w")
     ws.add_domain("Example.COM.")
     assert not ws.is_verified_email("x@example.com")
-    ws.verify_domain("example.com")
+    ws.verify_domain_by_operator("example.com")
     assert ws.is_verified_email("x@EXAMPLE.com")
     with pytest.raises(InvalidCommand):
         ws.add_domain("not a domain")

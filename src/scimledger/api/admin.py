@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from scimledger import admin_views, credentials, handlers
-from scimledger.api import request_context
+from scimledger.api import rate_limit, request_context
 from scimledger.api.responses import JSONResponse
 from scimledger.domain.errors import InvalidCommand, UnknownResource
 from scimledger.scim.errors import Unauthorized
@@ -22,14 +22,18 @@ from scimledger.store.event_store import Metadata
 
 
 async def _principal(request: Request) -> admin_views.AdminPrincipal:
+    rate_limit.check_address(request)
     header = request.headers.get("authorization", "")
     scheme, _, secret = header.partition(" ")
     secret = secret.strip()
     if scheme.lower() != "bearer" or not credentials.well_formed(secret, credentials.ADMIN_KEY_PREFIX):
+        rate_limit.failed_authentication(request)
         raise Unauthorized("an admin key is required (Authorization: Bearer slkey_...)")
     principal = await admin_views.admin_principal(request.app.state.pool, credentials.secret_hash(secret))
     if principal is None:
+        rate_limit.failed_authentication(request)
         raise Unauthorized("the admin key is invalid or has been revoked")
+    rate_limit.spend(request, principal.key_id)
     request_context.note(request, workspace=principal.workspace_id, admin_key=principal.key_id)
     return principal
 
@@ -101,22 +105,26 @@ async def add_seats(request: Request) -> Response:
 
 
 async def add_domain(request: Request) -> Response:
+    """201: the workspace, and the challenge to publish for the domain (README "Verifying a domain")."""
     principal = await _principal(request)
     domain = _field(await _body(request), "domain", str)
-    await handlers.add_domain(
+    challenge = await handlers.add_domain(
         request.app.state.store, handlers.AddDomain(principal.workspace_id, domain), _meta(request, principal)
     )
-    response = await get_workspace(request)
-    response.status_code = 201
-    return response
+    found = await admin_views.workspace(request.app.state.pool, principal.workspace_id)
+    if found is None:
+        raise UnknownResource("workspace not found")
+    shown = admin_views.challenge(challenge.record, challenge.value) if challenge else None
+    return JSONResponse({**found, "challenge": shown}, status_code=201)
 
 
 async def verify_domain(request: Request) -> Response:
+    """Issue 8: verified only when the DNS TXT challenge proves control (409 ``domain_not_proven``)."""
     principal = await _principal(request)
     domain = request.path_params["domain"]
     await handlers.verify_domain(
         request.app.state.store,
-        handlers.VerifyDomain(principal.workspace_id, domain),
+        handlers.VerifyDomain(principal.workspace_id, domain, method="dns"),
         _meta(request, principal),
     )
     return await get_workspace(request)

@@ -8,7 +8,7 @@ from uuid import UUID
 from starlette.requests import Request
 
 from scimledger import credentials, views
-from scimledger.api import request_context
+from scimledger.api import rate_limit, request_context
 from scimledger.scim.errors import Forbidden, Unauthorized
 from scimledger.store.event_store import Metadata
 
@@ -25,13 +25,17 @@ def bearer(request: Request) -> str | None:
 
 async def scim_principal(request: Request, *, write: bool) -> views.Principal:
     """The token's principal; 401 without a valid token, 403 when a write lacks ``scim:write``."""
+    rate_limit.check_address(request)
     secret = bearer(request)
     if secret is None or not credentials.well_formed(secret, credentials.SCIM_TOKEN_PREFIX):
+        rate_limit.failed_authentication(request)
         raise Unauthorized("a valid bearer token is required")
     pool = request.app.state.pool
     principal = await views.principal_for(pool, credentials.secret_hash(secret))
     if principal is None:
+        rate_limit.failed_authentication(request)
         raise Unauthorized("the bearer token is invalid or has been revoked")
+    rate_limit.spend(request, principal.token_id)
     request_context.note(request, workspace=principal.workspace_id, token=principal.token_id)
     if write and "scim:write" not in principal.scopes:
         raise Forbidden("this token has read-only scope (scim:read); writes need scim:write")

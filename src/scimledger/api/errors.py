@@ -24,6 +24,7 @@ from scimledger.domain.errors import (
     VersionMismatch,
 )
 from scimledger.scim import errors as scim
+from scimledger.store.commit import CommitInDoubt, committed
 from scimledger.store.recorder import VersionConflict
 
 log = logging.getLogger("scimledger")
@@ -50,6 +51,7 @@ ADMIN_STATUS = {
     "not_managed": 403,
     "no_free_seat": 409,
     "last_admin": 409,
+    "domain_not_proven": 409,  # issue 8: the DNS challenge is not (yet) published
 }
 
 
@@ -60,9 +62,12 @@ def _is_scim(request: Request) -> bool:
 def _render(request: Request, error: scim.ScimError, code: str | None = None) -> Response:
     # RFC 6750 §3: a 401 names the scheme the client should use.
     headers = {"WWW-Authenticate": 'Bearer realm="scimledger"'} if error.status == 401 else None
+    if isinstance(error, scim.TooManyRequests):
+        headers = {"Retry-After": str(error.retry_after)}
     if _is_scim(request):
         return ScimResponse(error.body(), status_code=error.status, headers=headers)
-    body = {"error": {"code": code or error.scim_type or str(error.status), "message": error.detail}}
+    code = code or error.scim_type or ("rate_limited" if error.status == 429 else str(error.status))
+    body = {"error": {"code": code, "message": error.detail}}
     return JSONResponse(body, status_code=error.status, headers=headers)
 
 
@@ -114,18 +119,35 @@ async def on_too_large(request: Request, exc: Exception) -> Response:
 
 
 RETRY_AFTER_SECONDS = 1
+IN_DOUBT = "the database stopped answering while this change was being committed: it may have been applied"
+APPLIED = "this change was committed, but the database stopped answering before the answer was read back"
+
+
+def _unavailable(request: Request, detail: str, code: str) -> Response:
+    error = scim.ScimError(detail)
+    error.status = 503  # type: ignore[misc]
+    response = _render(request, error, code)
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
 
 
 async def on_database_unavailable(request: Request, exc: Exception) -> Response:
     """PostgreSQL is unreachable or shutting down (issue 8, defect 9): 503 with ``Retry-After``, one log
     line, and the client's keep-alive connection stays open (a handled error, not a server crash). Nothing
-    was acknowledged, so the client's retry is safe."""
+    was acknowledged, so the client's retry is safe; unless this request had committed its change before it
+    failed to read its answer back (store/commit.py): then the answer says the change was applied."""
     log.warning("database unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__)
-    error = scim.ScimError("the database is unavailable; retry shortly")
-    error.status = 503  # type: ignore[misc]
-    response = _render(request, error, "unavailable")
-    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-    return response
+    if committed():
+        return _unavailable(request, f"{APPLIED}; read it back when the database is available", "committed")
+    return _unavailable(request, "the database is unavailable; retry shortly", "unavailable")
+
+
+async def on_commit_in_doubt(request: Request, exc: Exception) -> Response:
+    """The connection was lost while COMMIT was in flight (store/commit.py): 503 with ``Retry-After`` as in
+    an outage, but the detail does not claim that nothing was written (a retried create answers 409 if
+    the first one was)."""
+    log.warning("commit in doubt on %s %s", request.method, request.url.path)
+    return _unavailable(request, f"{IN_DOUBT}; retry it", "commit_in_doubt")
 
 
 async def on_unexpected(request: Request, exc: Exception) -> Response:
@@ -140,6 +162,7 @@ HANDLERS = {
     DomainError: on_domain_error,
     VersionConflict: on_conflict,
     HTTPException: on_http_error,
+    CommitInDoubt: on_commit_in_doubt,
     asyncpg.DataError: on_bad_data,
     asyncpg.ProgramLimitExceededError: on_too_large,
     asyncpg.PostgresConnectionError: on_database_unavailable,

@@ -20,7 +20,9 @@ SPEC_PATH = Path(__file__).with_name("openapi.json")
 
 
 def _merge(doc: dict[str, Any], part: dict[str, Any]) -> None:
-    doc["paths"].update(part.get("paths", {}))
+    """A part's operations join (or replace, method by method) those of the same path."""
+    for template, item in part.get("paths", {}).items():
+        doc["paths"].setdefault(template, {}).update(item)
     for section, items in part.get("components", {}).items():
         doc.setdefault("components", {}).setdefault(section, {}).update(items)
 

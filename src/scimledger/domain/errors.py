@@ -59,3 +59,9 @@ class NotManaged(DomainError):
     """Seed 000: the IdP does not manage this member (or team); its syncs never touch it."""
 
     code = "not_managed"
+
+
+class DomainNotProven(DomainError):
+    """Issue 8: a domain is verified only with proof of control (the workspace's DNS TXT challenge)."""
+
+    code = "domain_not_proven"

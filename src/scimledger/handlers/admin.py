@@ -4,18 +4,22 @@ admin as actor and show up as drift (projections/drift.py) until the IdP's next 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from uuid import UUID, uuid4
 
+from scimledger import dns_proof
 from scimledger.domain import Member, Team, UniquenessClaim, Workspace
 from scimledger.domain.access import Before, reconcile
 from scimledger.domain.errors import InvalidCommand, UnknownResource
 from scimledger.domain.limits import bounded
 from scimledger.domain.member import ROLES
+from scimledger.domain.workspace import challenge_record, normalise_domain
 from scimledger.handlers.common import claim_conflict, with_retry
 from scimledger.store.event_store import EventStore, Metadata
 from scimledger.store.recorder import VersionConflict
+
+TxtLookupFn = Callable[[str], Awaitable[dns_proof.TxtLookup]]
 
 
 @dataclass(frozen=True)
@@ -38,8 +42,21 @@ class AddDomain:
 
 @dataclass(frozen=True)
 class VerifyDomain:
+    """Issue 8: ``method`` ``dns`` proves control with the workspace's TXT challenge; ``operator`` is an
+    operator's word (the CLI's ``--no-dns``, on-premises), recorded as such."""
+
     workspace_id: UUID
     domain: str
+    method: str = "dns"
+
+
+@dataclass(frozen=True)
+class Challenge:
+    """What to publish to prove control of a domain (README "Verifying a domain")."""
+
+    record: str
+    value: str
+    type: str = "TXT"
 
 
 @dataclass(frozen=True)
@@ -91,12 +108,44 @@ async def add_seats(store: EventStore, cmd: AddSeats, meta: Metadata) -> None:
     await _change_workspace(store, cmd.workspace_id, meta, lambda w: w.add_seats(cmd.count))
 
 
-async def add_domain(store: EventStore, cmd: AddDomain, meta: Metadata) -> None:
-    await _change_workspace(store, cmd.workspace_id, meta, lambda w: w.add_domain(cmd.domain))
+async def add_domain(store: EventStore, cmd: AddDomain, meta: Metadata) -> Challenge | None:
+    """Add the domain unverified; returns its challenge (None when the domain is already verified)."""
+    challenge: list[Challenge | None] = []
+
+    def add(workspace: Workspace) -> None:
+        workspace.add_domain(cmd.domain)
+        token = workspace.challenge_for(cmd.domain)
+        challenge[:] = [Challenge(challenge_record(cmd.domain), token) if token else None]
+
+    await _change_workspace(store, cmd.workspace_id, meta, add)
+    return challenge[0]
 
 
-async def verify_domain(store: EventStore, cmd: VerifyDomain, meta: Metadata) -> None:
-    await _change_workspace(store, cmd.workspace_id, meta, lambda w: w.verify_domain(cmd.domain))
+async def verify_domain(
+    store: EventStore, cmd: VerifyDomain, meta: Metadata, lookup: TxtLookupFn = dns_proof.lookup_txt
+) -> None:
+    """Issue 8: verify on proof. The DNS look-up is I/O, so it happens here, before the command and outside
+    the workspace's gate; the aggregate then compares what was found with its own token."""
+    if cmd.method == "operator":
+        await _change_workspace(
+            store, cmd.workspace_id, meta, lambda w: w.verify_domain_by_operator(cmd.domain)
+        )
+        return
+    if cmd.method != "dns":
+        raise InvalidCommand("method must be dns or operator")
+    current = await store.load(Workspace, cmd.workspace_id)
+    if current is None:
+        raise UnknownResource(f"workspace {cmd.workspace_id} does not exist")
+    if not current.needs_proof(cmd.domain):
+        return
+    found = await lookup(challenge_record(cmd.domain))
+
+    def verify(workspace: Workspace) -> None:
+        if normalise_domain(cmd.domain) not in workspace.domains:
+            raise VersionConflict(None)  # this process's cached workspace is older than the one just read
+        workspace.verify_domain_by_dns(cmd.domain, found.values, found.problem)
+
+    await _change_workspace(store, cmd.workspace_id, meta, verify)
 
 
 async def _member(store: EventStore, ws: UUID, member_id: UUID) -> Member:

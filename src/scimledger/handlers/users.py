@@ -55,7 +55,11 @@ async def provision_user(store: EventStore, cmd: ProvisionUser, meta: Metadata) 
     """RFC 7644 §3.3 create, with the workspace rules of seed 000:
 
     - a userName in a verified domain is added directly (MemberProvisioned, or MemberLinked when the person
-      already exists); otherwise the person is invited (MemberInvited) and joins on accepting;
+      was a member of this workspace before); otherwise the person is invited (MemberInvited) and joins on
+      accepting;
+    - what is decided and appended never depends on other workspaces (issue 8: no existence oracle): the
+      person's id is derived from the email, and whether the person is new to the product (their welcome)
+      is decided by the outbox projection, out of the workspace's sight;
     - the member takes a seat (an invite reserves one): NoFreeSeat without one, unless automatic seat
       assignment buys it; ``roles`` containing admin makes an admin;
     - a userName held by an app-managed member of this workspace links that member (see ``_adopt``);
@@ -69,11 +73,11 @@ async def provision_user(store: EventStore, cmd: ProvisionUser, meta: Metadata) 
     if isinstance(external_id, str):
         wanted[UniquenessClaim.id_for(ws, "externalId", external_id)] = ("externalId", external_id)
     member_id = uuid4()
-    person_key = Person.id_for(cmd.user_name)
+    person_id = str(Person.id_for(cmd.user_name))
     role = role_from_values(_roles(cmd.profile))
 
     async def attempt() -> Provisioned:
-        loaded = await store.load_many([person_key, *wanted])
+        loaded = await store.load_many(wanted)
         holder = await _claim_holder(store, loaded.get(user_claim))
         if holder is not None:
             if holder.managed_by == "idp" or cmd.managed_by != "idp":
@@ -86,12 +90,11 @@ async def provision_user(store: EventStore, cmd: ProvisionUser, meta: Metadata) 
             UniquenessClaim.take(loaded.get(claim_id), ws, kind, value, str(member_id))
             for claim_id, (kind, value) in wanted.items()
         ]
-        new_person = Person.register(cmd.user_name) if person_key not in loaded else None
-        person_id = str(person_key)
+        known_here = await views.person_was_member(store.pool, ws, UUID(person_id))
 
         def decide(workspace: Workspace) -> Decision[Member]:
             """On the workspace (batched with other commands): how the member joins, seat and admin."""
-            how, status = _how_to_add(workspace, cmd.user_name, person_is_new=new_person is not None)
+            how, status = _how_to_add(workspace, cmd.user_name, known_here=known_here)
             member = Member.start(
                 how,
                 member_id,
@@ -106,7 +109,7 @@ async def provision_user(store: EventStore, cmd: ProvisionUser, meta: Metadata) 
             if cmd.active is False:
                 member.suspend(reason="provisioned inactive")
             reconcile(workspace, member, Before.of(None))
-            return Decision([*([new_person] if new_person else []), member, *claims], meta, member)
+            return Decision([member, *claims], meta, member)
 
         try:
             result: Member = await store.workspaces.submit(ws, decide)
@@ -119,12 +122,13 @@ async def provision_user(store: EventStore, cmd: ProvisionUser, meta: Metadata) 
 
 
 def _how_to_add(
-    workspace: Workspace, user_name: str, *, person_is_new: bool
+    workspace: Workspace, user_name: str, *, known_here: bool
 ) -> tuple[type[Member.Created], str]:
-    """Seed 000: verified domain → added directly (provisioned or linked); otherwise invited."""
+    """Seed 000: verified domain → added directly (linked when the person was a member of this workspace
+    before, else provisioned); otherwise invited."""
     if not workspace.is_verified_email(user_name):
         return Member.Invited, "invited"
-    return (Member.Created if person_is_new else Member.Linked), "active"
+    return (Member.Linked if known_here else Member.Created), "active"
 
 
 async def _claim_holder(store: EventStore, claim: UniquenessClaim | None) -> Member | None:

@@ -16,6 +16,9 @@ from scimledger.store.event_store import EventStore, Metadata
 # --- commands ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class CreateWorkspace:
+    """Made by an operator (``scimledger workspace create``) or the first-run bootstrap, never through the
+    admin API: ``domains`` are verified on their word (README "Verifying a domain")."""
+
     name: str
     domains: tuple[str, ...] = ()
     seats: int = 0
@@ -55,9 +58,8 @@ async def create_workspace(store: EventStore, cmd: CreateWorkspace, meta: Metada
         raise InvalidCommand("a workspace needs a name")
     bounded("a workspace name", cmd.name.strip())
     workspace = Workspace(name=cmd.name.strip())
-    for domain in cmd.domains:
-        workspace.add_domain(domain)
-        workspace.verify_domain(domain)
+    for domain in cmd.domains:  # an operator's or the bootstrap's word: recorded as method "operator"
+        workspace.add_verified_domain(domain)
     if cmd.seats:
         workspace.add_seats(cmd.seats)
     workspace.set_automatic_seat_assignment(cmd.automatic_seat_assignment)

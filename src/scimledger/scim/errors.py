@@ -145,6 +145,16 @@ class PayloadTooLarge(ScimError):
     status = 413
 
 
+class TooManyRequests(ScimError):
+    """The caller is over its request rate (HTTP 429, RFC 6585 §4); ``retry_after`` seconds to wait."""
+
+    status = 429
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
 class MethodNotAllowed(ScimError):
     """The endpoint does not support this HTTP method (HTTP 405)."""
 

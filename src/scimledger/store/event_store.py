@@ -7,6 +7,7 @@ append fails on a version conflict the whole transaction, read model included, r
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -19,11 +20,13 @@ from eventsourcing.persistence import Mapper
 from projections import INLINE, Envelope
 from scimledger.domain.base import replay
 from scimledger.store import recorder
+from scimledger.store.commit import write_transaction
 from scimledger.store.mapper import build_mapper
 from scimledger.store.recorder import VersionConflict
 from scimledger.store.workspace_cache import PendingEvents, WorkspaceCache
 
 A = TypeVar("A", bound=Aggregate)
+log = logging.getLogger("scimledger.store")
 SNAPSHOT_EVERY = 200  # workspace streams are cached per process; a snapshot bounds a cold load
 
 
@@ -93,11 +96,14 @@ class EventStore:
     async def save_batch(self, workspace_id: UUID, groups: Sequence[tuple[Changes, Metadata]]) -> Saved:
         """Several commands' changes, each with its own metadata, in one transaction (group commit)."""
         try:
-            async with self.pool.acquire() as conn, conn.transaction():
+            async with write_transaction(self.pool) as conn:
                 saved = await self.write_batch(conn, workspace_id, groups)
-        except asyncpg.SerializationError as error:  # a read-model guard (schema.sql, section 6)
+        except asyncpg.TransactionRollbackError as error:  # a read-model guard (schema.sql §6), deadlock
             raise VersionConflict(None) from error
-        await self.snapshot(saved)
+        try:
+            await self.snapshot(saved)
+        except Exception:  # a snapshot is a cache: the command is committed either way
+            log.exception("snapshot after a save failed")
         return saved
 
     async def write_batch(

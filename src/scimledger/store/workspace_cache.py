@@ -34,6 +34,7 @@ from eventsourcing.domain import Aggregate
 
 from scimledger.domain import Workspace
 from scimledger.domain.errors import UnknownResource
+from scimledger.store.commit import CommitInDoubt, note_committed, write_transaction
 from scimledger.store.recorder import VersionConflict
 
 if TYPE_CHECKING:
@@ -120,7 +121,9 @@ class WorkspaceCache:
                     for waiting in batch:  # never leave a command waiting forever
                         if not waiting.future.done():
                             waiting.future.set_exception(VersionConflict(None))
-        return await pending.future
+        result = await pending.future
+        note_committed()  # committed by whichever request's task ran the batch
+        return result
 
     async def _run(self, workspace_id: UUID, batch: list[_Pending]) -> None:
         """One transaction: take the workspace's lock (shared by every worker process, so batches of
@@ -128,7 +131,7 @@ class WorkspaceCache:
         aggregate is the stream's head, decide every command, write, commit, then snapshot."""
         accepted: list[tuple[_Pending, Decision[Any]]] = []
         try:
-            async with self._store.pool.acquire() as conn, conn.transaction():
+            async with write_transaction(self._store.pool) as conn:
                 await conn.execute(
                     "SELECT pg_advisory_xact_lock(hashtextextended($1, 7243003))", str(workspace_id)
                 )
@@ -155,9 +158,9 @@ class WorkspaceCache:
                     groups.append(([own, *decision.aggregates], decision.metadata))
                 saved = await self._store.write_batch(conn, workspace_id, groups)
         except Exception as error:
-            if isinstance(error, asyncpg.SerializationError):  # a read-model guard (schema.sql, section 6)
+            if isinstance(error, asyncpg.TransactionRollbackError):  # a read-model guard, a deadlock
                 error = VersionConflict(None)
-            if len(accepted) > 1 and not isinstance(error, VersionConflict):
+            if len(accepted) > 1 and not isinstance(error, VersionConflict | CommitInDoubt):
                 # One command's data broke the whole transaction (say a value PostgreSQL refuses): for a
                 # moment save commands one by one, so that only that command fails; the others retry.
                 self._solo_until[workspace_id] = time.monotonic() + SOLO_SECONDS
