@@ -36,6 +36,20 @@ from scimledger.store.event_store import EventStore
 log = logging.getLogger("scimledger")
 
 
+class OneLine(logging.Filter):
+    """asyncpg's pool logs a whole traceback each time it fails to reconnect during a database outage
+    (about once a second): keep one line with the reason instead (issue 8, defect 9)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            error = record.exc_info[1]
+            record.msg = f"{record.getMessage()} ({type(error).__name__}: {error})"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
 def routes() -> list[Route]:
     """The whole route table (RFC 7644 §3.2 endpoints)."""
     scim = "/scim/v2"
@@ -122,6 +136,9 @@ def create_app(settings: Settings | None = None, *, run_lagging: bool = True) ->
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        pool_log = logging.getLogger("asyncpg.pool")
+        if not any(isinstance(f, OneLine) for f in pool_log.filters):
+            pool_log.addFilter(OneLine())
         url = settings.database_url or pg.resolve_database_url(settings.home)
         pool = await pg.create_pool(url)
         async with pool.acquire() as conn:

@@ -127,3 +127,22 @@ async def test_listen_is_reopened_after_a_restart(own_server: tuple[Path, pg.Emb
     finally:
         await runner.stop()
         await pool.close()
+
+
+def test_a_pool_reconnect_failure_is_one_log_line() -> None:
+    """asyncpg's pool logs a traceback per failed reconnect; the app keeps one line with the reason."""
+    import logging
+
+    from scimledger.app import OneLine
+
+    try:
+        raise ConnectionRefusedError(111, "Connect call failed")
+    except ConnectionRefusedError:
+        record = logging.LogRecord("asyncpg.pool", logging.WARNING, __file__, 1, "floor %s", ("x",), None)
+        import sys
+
+        record.exc_info = sys.exc_info()
+    assert OneLine().filter(record)
+    text = logging.Formatter().format(record)
+    assert "\n" not in text
+    assert "ConnectionRefusedError" in text and text.startswith("floor x")
