@@ -179,6 +179,18 @@ def _running(data_dir: Path) -> EmbeddedServer | None:
     return EmbeddedServer(data_dir=data_dir, port=port, pid=pid)
 
 
+def _unicode_case_folding(bin_dir: Path) -> list[str]:
+    """initdb options so that ``lower()`` folds every letter, not only ASCII (case-insensitive filters on
+    ``displayName`` and the like, RFC 7644 §3.4.2.2): PostgreSQL 17+'s builtin ``C.UTF-8`` locale, which
+    still sorts by code point like ``C``. Older servers keep ``--no-locale``."""
+    try:
+        out = subprocess.run([str(bin_dir / "postgres"), "--version"], capture_output=True, text=True).stdout
+        major = int(out.rsplit(" ", 1)[-1].split(".")[0])
+    except (OSError, ValueError):
+        return []
+    return ["--locale-provider=builtin", "--builtin-locale=C.UTF-8"] if major >= 17 else []
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -213,6 +225,7 @@ def ensure_server(
                 "-E",
                 "UTF8",
                 "--no-locale",
+                *_unicode_case_folding(bin_dir),
                 "--no-sync",
             ],
             user,

@@ -288,6 +288,8 @@ async def test_token_activity_shows_the_events_the_token_caused(page: Page, site
     await page.click(f"#token-list tr[data-token='{site.token_id}'] button")
     await expect(page.locator("#filters [name=actor]")).to_have_value(site.token_id)
     await expect(page.locator("#events tbody tr td:nth-child(4)").first).to_have_text("IdP token")
+    # the filtered page replaces the whole timeline: wait until no other actor's row is left
+    await expect(page.locator("#events tbody tr td:nth-child(4)", has_text="tests")).to_have_count(0)
     actors = await column(page, 4)
     assert actors and set(actors) == {"IdP token"}
 

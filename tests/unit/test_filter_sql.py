@@ -97,15 +97,12 @@ def test_meta_resource_type_is_a_constant() -> None:
 
 
 def test_emails_eq_uses_the_email_values_array() -> None:
-    assert sql('emails eq "B@Example.com"') == (
-        "u.email_values @> ARRAY[lower($1)]::text[]",
-        ["B@Example.com"],
-    )
+    assert sql('emails eq "B@Example.com"') == ("u.email_values @> ARRAY[$1]::text[]", ["b@example.com"])
 
 
 def test_emails_value_eq_uses_the_email_values_array() -> None:
     where, _ = sql('emails.value eq "b@example.com"')
-    assert where == "u.email_values @> ARRAY[lower($1)]::text[]"
+    assert where == "u.email_values @> ARRAY[$1]::text[]"
 
 
 # --------------------------------------------------------------------------------------------------

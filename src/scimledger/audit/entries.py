@@ -30,7 +30,8 @@ COLUMNS = (
 
 def timestamp(at: datetime) -> str:
     """RFC 3339 in UTC with microseconds, exactly as the chain hashes it (``schema.sql``, section 1)."""
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    utc = at.astimezone(UTC)
+    return f"{utc.year:04d}-{utc:%m-%dT%H:%M:%S.%f}Z"  # %Y drops leading zeros before the year 1000
 
 
 def _plain(value: Any) -> Any:

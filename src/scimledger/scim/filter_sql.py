@@ -16,7 +16,8 @@ Mapping:
   (the domain's identity rule, also used by the uniqueness claim), so the index on
   ``(workspace_id, user_name_key)`` applies and "409 on create" agrees with "found by eq"; every other
   userName comparison uses the same key; ``emails[.value] eq "x"`` is
-  ``u.email_values @> ARRAY[lower($n)]::text[]`` (GIN index).
+  ``u.email_values @> ARRAY[$n]::text[]`` with ``$n`` lower-cased in Python, as the projection lower-cases
+  the stored values (GIN index).
 - ``id`` (and member/group ids): ``eq`` a valid UUID is ``= $n::uuid``; ``eq`` anything else is
   ``FALSE`` (a malformed id never reaches a uuid cast).
 - Other attributes are read from the ``resource`` jsonb, extension attributes under their schema
@@ -403,7 +404,7 @@ class _Compiler:
                 and inner.path.sub_attr is None
                 and inner.path.attr.lower() == "value"
             ):
-                return f"{target.lower_values} @> ARRAY[lower({self.param(inner.value)})]::text[]"
+                return f"{target.lower_values} @> ARRAY[{self.param(inner.value.lower())}]::text[]"
             return _exists(target, self.expr(expr.filter, _ElementScope(target)))
         if isinstance(target, _Object) and isinstance(scope, _RootScope):
             return self.expr(expr.filter, _QualifiedScope(scope, target.path))
@@ -421,7 +422,7 @@ class _Compiler:
             case _RowsField():
                 indexed = target.rows.lower_values
                 if indexed and target.column.attr.name == "value" and op == "eq" and isinstance(value, str):
-                    return f"{indexed} @> ARRAY[lower({self.param(value)})]::text[]"
+                    return f"{indexed} @> ARRAY[{self.param(value.lower())}]::text[]"
                 return _exists(target.rows, self.compare_column(target.column, op, value, name))
             case _Object():
                 raise InvalidFilter(f"{name!r} is complex: name a sub-attribute")
