@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import zlib
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -79,12 +80,18 @@ class CatchUpRunner:
     """
 
     def __init__(
-        self, pool: asyncpg.Pool, url: str, sender: Sender | None = None, poll_seconds: float = POLL_SECONDS
+        self,
+        pool: asyncpg.Pool,
+        url: str,
+        sender: Sender | None = None,
+        poll_seconds: float = POLL_SECONDS,
+        on_listen: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
     ) -> None:
         self.pool = pool
         self.url = url
         self.sender = sender or sender_from_env()
         self.poll_seconds = poll_seconds
+        self.on_listen = on_listen  # called with each (re-)opened LISTEN connection (the token cache)
         self._delivered_floor = 0
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -107,6 +114,8 @@ class CatchUpRunner:
         listener = await asyncpg.connect(self.url)
         await listener.add_listener("scimledger_events", lambda *_: self._wake.set())
         listener.add_termination_listener(lambda *_: self._wake.set())
+        if self.on_listen is not None:
+            await self.on_listen(listener)
         self._listener = listener
         self._wake.set()  # events may have been appended while nobody listened
 

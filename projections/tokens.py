@@ -37,3 +37,5 @@ async def apply(conn: asyncpg.Connection, env: Envelope) -> None:
             e.timestamp,
             e.revoked_by,
         )
+        # Delivered on commit only; each process's token cache evicts (src/scimledger/api/token_cache.py).
+        await conn.execute("SELECT pg_notify('scimledger_tokens', $1)", str(e.originator_id))

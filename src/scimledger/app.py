@@ -30,6 +30,7 @@ from scimledger.api import (
 from scimledger.api.body_limit import BodyLimit
 from scimledger.api.rate_limit import Limits, RateLimiter
 from scimledger.api.request_context import RequestContext
+from scimledger.api.token_cache import TokenCache
 from scimledger.config import Settings
 from scimledger.store.event_store import EventStore
 
@@ -145,7 +146,9 @@ def create_app(settings: Settings | None = None, *, run_lagging: bool = True) ->
             await pg.migrate_if_owner(conn)
         app.state.pool = pool
         app.state.store = EventStore(pool)
-        runner = CatchUpRunner(pool, url) if run_lagging else None
+        app.state.token_cache = TokenCache(pool)
+        runner = CatchUpRunner(pool, url, on_listen=app.state.token_cache.attach) if run_lagging else None
+        app.state.catch_up_runner = runner
         if runner is not None:
             await runner.start()
         try:

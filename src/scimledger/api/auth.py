@@ -31,7 +31,9 @@ async def scim_principal(request: Request, *, write: bool) -> views.Principal:
         rate_limit.failed_authentication(request)
         raise Unauthorized("a valid bearer token is required")
     pool = request.app.state.pool
-    principal = await views.principal_for(pool, credentials.secret_hash(secret))
+    principal: views.Principal | None = await request.app.state.token_cache.principal(
+        credentials.secret_hash(secret)
+    )
     if principal is None:
         rate_limit.failed_authentication(request)
         raise Unauthorized("the bearer token is invalid or has been revoked")
