@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -13,15 +14,18 @@ from scimledger.api.auth import scim_metadata, scim_principal
 from scimledger.api.etags import expected_version, not_modified
 from scimledger.api.requests import base_url, json_body
 from scimledger.api.responses import ScimResponse
-from scimledger.api.selection import project, wants
+from scimledger.api.selection import project, selects_everything, wants
 from scimledger.scim import resources
 from scimledger.scim.errors import NotFound
 from scimledger.scim.patch import validate_patch_request
 from scimledger.scim.users import group_from_body
 
 
-def render(row: views.GroupRow, members: list[dict[str, Any]] | None, base: str) -> dict[str, Any]:
-    """RFC 7643 §4.2: a Group; ``members`` is None when the client excluded it (then it isn't loaded)."""
+def render(
+    row: views.GroupRow, members: list[dict[str, Any]] | orjson.Fragment | None, base: str
+) -> dict[str, Any]:
+    """RFC 7643 §4.2: a Group; ``members`` is None when the client excluded it (then it isn't loaded), or
+    the array already rendered as JSON (``views.get_group_with_members_json``)."""
     out: dict[str, Any] = {
         "schemas": [resources.GROUP_SCHEMA],
         "id": str(row.id),
@@ -29,7 +33,9 @@ def render(row: views.GroupRow, members: list[dict[str, Any]] | None, base: str)
     }
     if row.external_id is not None:
         out["externalId"] = row.external_id
-    if members:
+    if isinstance(members, orjson.Fragment):
+        out["members"] = members
+    elif members:
         out["members"] = [{**m, "$ref": f"{base}/Users/{m['value']}", "type": "User"} for m in members]
     out["meta"] = resources.meta(
         "Group", row.created, row.last_modified, f"{base}/Groups/{row.id}", row.version
@@ -55,10 +61,26 @@ async def group_resource(
     return render(row, members, base_url(request))
 
 
-async def respond_group(request: Request, workspace_id: UUID, group_id: UUID, status: int = 200) -> Response:
-    body = await group_resource(
-        request, workspace_id, group_id, with_members=wants(request, "Group", "members")
+async def full_group_resource(request: Request, workspace_id: UUID, group_id: UUID) -> dict[str, Any]:
+    """The default representation, members included, whatever the team's size (issue 9, "Big teams"):
+    PostgreSQL renders the members array and it goes into the response as it is, without a Python object
+    per member; the same bytes as ``render`` with the loaded members."""
+    base = base_url(request)
+    found = await views.get_group_with_members_json(
+        request.app.state.pool, workspace_id, group_id, f"{base}/Users/"
     )
+    if found is None:
+        raise NotFound(f"Group {group_id} not found")
+    row, members_json = found
+    return render(row, None if members_json is None else orjson.Fragment(members_json), base)
+
+
+async def respond_group(request: Request, workspace_id: UUID, group_id: UUID, status: int = 200) -> Response:
+    if selects_everything(request):
+        body = await full_group_resource(request, workspace_id, group_id)
+    else:
+        with_members = wants(request, "Group", "members")
+        body = await group_resource(request, workspace_id, group_id, with_members=with_members)
     headers = {"ETag": body["meta"]["version"], "Location": body["meta"]["location"]}
     return ScimResponse(project(request, body, "Group"), status_code=status, headers=headers)
 

@@ -30,6 +30,11 @@ def project(request: Request, resource: dict[str, Any], resource_type: ResourceT
     return attrs.select_attributes(resource, resource_type, attributes=attributes, excluded=excluded)
 
 
+def selects_everything(request: Request) -> bool:
+    """Neither ``attributes`` nor ``excludedAttributes``: the default set is returned as rendered."""
+    return _attribute_params(request) == (None, None)
+
+
 def wants(request: Request, resource_type: ResourceType, name: str) -> bool:
     attributes, excluded = _attribute_params(request)
     return attrs.wants_attribute(resource_type, attributes, excluded, name)
