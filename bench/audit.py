@@ -56,6 +56,7 @@ import run  # bench/run.py: servers on free ports, CPU accounting, the commit me
 from seed_log import Actor, LogSeeder, Plan, load_workspace, seed_interleaved
 
 from scimledger import handlers, pg
+from scimledger.app import build_store
 from scimledger.store.event_store import EventStore, Metadata
 
 BENCH, ROOT, BIN = run.BENCH, run.ROOT, run.BIN
@@ -129,7 +130,7 @@ async def seed(
 
     pool = await pg.create_pool(url, min_size=1, max_size=10)  # two lanes per workspace write at once
     try:
-        store = EventStore(pool)
+        store = build_store(pool)
         rng = random.Random(opts.seed)
         big = await new_workspace(store, "bench audit", "example.com", ["Okta", "Entra ID"])
         small = [

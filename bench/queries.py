@@ -58,6 +58,7 @@ import orjson
 import run  # bench/run.py: servers on free ports, wrk, CPU accounting, the CLI
 
 from scimledger import handlers, pg
+from scimledger.app import build_store
 from scimledger.scim.patch import PATCH_OP_SCHEMA, validate_patch_request
 from scimledger.scim.schemas import GROUP_URN
 from scimledger.scim.users import UserInput, group_from_body, user_from_body
@@ -208,7 +209,7 @@ def with_store(url: str, work: Callable[[EventStore], Awaitable[T]]) -> T:
     async def main() -> T:
         pool = await pg.create_pool(url)
         try:
-            return await work(EventStore(pool))
+            return await work(build_store(pool))
         finally:
             await pool.close()
 

@@ -7,22 +7,13 @@ read-your-writes across requests and workers; lagging ones run in the catch-up r
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Protocol
-from uuid import UUID
+from typing import Protocol
 
 import asyncpg
 
+from scimledger.store.envelope import Envelope
 
-@dataclass(frozen=True)
-class Envelope:
-    """A domain event with what the log knows about it (position is None before the append)."""
-
-    workspace_id: UUID
-    event_type: str
-    event: Any
-    metadata: dict[str, Any] = field(default_factory=dict)
-    position: int | None = None
+__all__ = ["Envelope", "Projection"]
 
 
 class Projection(Protocol):

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from scimledger import handlers, pg
-from scimledger.app import create_app
+from scimledger.app import build_store, create_app
 from scimledger.config import Settings
 from scimledger.store.event_store import EventStore, Metadata
 
@@ -92,7 +92,7 @@ async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
 
 @pytest.fixture
 def store(pool: asyncpg.Pool) -> EventStore:
-    return EventStore(pool)
+    return build_store(pool)
 
 
 SYSTEM = Metadata(actor_kind="system", actor_id="tests", actor_name="tests", source="system")

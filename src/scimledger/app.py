@@ -6,11 +6,13 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
+import asyncpg
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from projections import INLINE
 from projections.runner import CatchUpRunner
 from scimledger import pg
 from scimledger.api import (
@@ -49,6 +51,11 @@ class OneLine(logging.Filter):
             record.exc_info = None
             record.exc_text = None
         return True
+
+
+def build_store(pool: asyncpg.Pool) -> EventStore:
+    """The event store with the read models it applies inline (the store never imports projections)."""
+    return EventStore(pool, INLINE)
 
 
 def routes() -> list[Route]:
@@ -145,7 +152,7 @@ def create_app(settings: Settings | None = None, *, run_lagging: bool = True) ->
         async with pool.acquire() as conn:
             await pg.migrate_if_owner(conn)
         app.state.pool = pool
-        app.state.store = EventStore(pool)
+        app.state.store = build_store(pool)
         app.state.token_cache = TokenCache(pool)
         runner = CatchUpRunner(pool, url, on_listen=app.state.token_cache.attach) if run_lagging else None
         app.state.catch_up_runner = runner

@@ -8,48 +8,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
 import json
 import os
 import socket
 import sys
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 from uuid import UUID
 
 import asyncpg
 
-from scimledger import handlers, pg
+from scimledger import domain_cli, handlers, pg
+from scimledger.cli_common import _cli_metadata, _print, _usage, _with_store
 from scimledger.config import Settings
 from scimledger.domain.errors import DomainError
 from scimledger.store.event_store import EventStore, Metadata
-
-T = TypeVar("T")
-
-
-def _cli_metadata() -> Metadata:
-    user = getpass.getuser()
-    return Metadata(actor_kind="operator", actor_id=user, actor_name=user, source="system")
-
-
-def _with_store(settings: Settings, work: Callable[[EventStore], Awaitable[T]]) -> T:
-    url = settings.database_url or pg.resolve_database_url(settings.home)
-
-    async def run() -> T:
-        pool = await pg.create_pool(url, min_size=1, max_size=4)
-        try:
-            async with pool.acquire() as conn:
-                await pg.migrate(conn)
-            return await work(EventStore(pool))
-        finally:
-            await pool.close()
-
-    return asyncio.run(run())
-
-
-def _print(obj: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(obj) + "\n")
-    sys.stdout.flush()
 
 
 async def bootstrap_demo(store: EventStore, settings: Settings) -> dict[str, str] | None:
@@ -194,11 +166,6 @@ def cmd_projections_rebuild(args: argparse.Namespace, settings: Settings) -> int
         }
     )
     return 0
-
-
-def _usage(message: str) -> int:
-    sys.stderr.write(f"error: {message}\n")
-    return 2
 
 
 def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> int:
@@ -423,8 +390,6 @@ def parser() -> argparse.ArgumentParser:
     tcreate.add_argument("--name", required=True)
     tcreate.add_argument("--scope", action="append", choices=["scim:read", "scim:write"])
     tcreate.set_defaults(run=cmd_token_create)
-
-    from scimledger import domain_cli  # domain add|verify (issue 8); imports this module's helpers
 
     domain_cli.register(sub)
 

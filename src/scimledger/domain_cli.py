@@ -13,7 +13,7 @@ from typing import Any
 from uuid import UUID
 
 from scimledger import handlers
-from scimledger.cli import _cli_metadata, _print, _usage, _with_store
+from scimledger.cli_common import _cli_metadata, _print, _usage, _with_store
 from scimledger.config import Settings
 from scimledger.domain.errors import DomainNotProven
 from scimledger.domain.workspace import normalise_domain

@@ -29,7 +29,7 @@ from schemathesis.generation.modes import GenerationMode
 
 from scimledger import pg
 from scimledger.api import openapi
-from scimledger.store.event_store import EventStore
+from scimledger.app import build_store
 from tests.conftest import Workspace, make_workspace, with_database
 from tests.e2e.live_server import live_server
 
@@ -84,7 +84,7 @@ async def api_database(server_url: str, template_database: str) -> AsyncIterator
         pool = await pg.create_pool(url, min_size=1, max_size=2)
         try:
             ws = await make_workspace(
-                EventStore(pool), domains=("example.com",), seats=10, automatic_seat_assignment=True
+                build_store(pool), domains=("example.com",), seats=10, automatic_seat_assignment=True
             )
         finally:
             await pool.close()

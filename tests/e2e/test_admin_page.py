@@ -24,7 +24,7 @@ import pytest
 from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright, expect
 
 from scimledger import credentials, pg
-from scimledger.store.event_store import EventStore
+from scimledger.app import build_store
 from tests.conftest import make_workspace, with_database
 from tests.e2e.live_server import live_server
 
@@ -104,7 +104,7 @@ async def site(server_url: str, template_database: str) -> AsyncIterator[Audited
     try:
         pool = await pg.create_pool(url, min_size=1, max_size=2)
         try:
-            workspace = await make_workspace(EventStore(pool), domains=("example.com",), seats=10)
+            workspace = await make_workspace(build_store(pool), domains=("example.com",), seats=10)
         finally:
             await pool.close()
         with live_server(url) as base:

@@ -19,8 +19,8 @@ import pytest
 
 from projections.runner import CatchUpRunner
 from scimledger import handlers, pg
+from scimledger.app import build_store
 from scimledger.notifications import LogSender
-from scimledger.store.event_store import EventStore
 from tests.conftest import SYSTEM, make_workspace
 from tests.e2e.live_server import live_server
 
@@ -65,7 +65,7 @@ async def test_an_outage_is_503_with_retry_after_on_the_same_connection_then_rec
     setup = await pg.create_pool(url, min_size=1, max_size=2)
     async with setup.acquire() as conn:
         await pg.migrate(conn)
-    workspace: Any = await make_workspace(EventStore(setup))
+    workspace: Any = await make_workspace(build_store(setup))
     await setup.close()
     with live_server(url, run_lagging=False) as base:
         host, port = base.removeprefix("http://").split(":")
@@ -100,7 +100,7 @@ async def test_listen_is_reopened_after_a_restart(own_server: tuple[Path, pg.Emb
     pool = await pg.create_pool(url, min_size=1, max_size=4)
     async with pool.acquire() as conn:
         await pg.migrate(conn)
-    store = EventStore(pool)
+    store = build_store(pool)
     workspace: Any = await make_workspace(store, domains=("example.com",), seats=5)
     runner = CatchUpRunner(pool, url, sender=LogSender(), poll_seconds=60)
     await runner.start()

@@ -19,7 +19,8 @@ from uuid import uuid4
 import asyncpg
 
 from scimledger import handlers, pg
-from scimledger.store.event_store import EventStore, Metadata
+from scimledger.app import build_store
+from scimledger.store.event_store import Metadata
 
 OPERATOR = Metadata(actor_kind="operator", actor_id="faults", actor_name="fault suite", source="system")
 
@@ -99,7 +100,7 @@ async def make_workspaces(owner_url: str, count: int) -> list[Creds]:
     """``count`` workspaces with the verified domain example.com and plenty of seats, each with a token."""
     pool = await pg.create_pool(owner_url, min_size=1, max_size=2)
     try:
-        store, made = EventStore(pool), []
+        store, made = build_store(pool), []
         for n in range(count):
             command = handlers.CreateWorkspace(
                 name=f"faults-{n}", domains=("example.com",), seats=100_000, automatic_seat_assignment=True

@@ -19,7 +19,7 @@ import asyncpg
 import httpx
 
 from scimledger import handlers, pg
-from scimledger.store.event_store import EventStore
+from scimledger.app import build_store
 from tests.faults import checks
 from tests.faults.checks import Check
 from tests.faults.cluster import OPERATOR, Cluster, Creds, make_workspaces
@@ -463,7 +463,7 @@ async def backlog(owner_url: str, workspaces: list[Creds], people: int) -> None:
     """``people`` provisioned through the handlers with no server (hence no outbox runner) about."""
     pool = await pg.create_pool(owner_url, min_size=1, max_size=2)
     try:
-        store = EventStore(pool)
+        store = build_store(pool)
         for n in range(people):
             creds = workspaces[n % len(workspaces)]
             user_name = f"backlog-{n}@example.com"

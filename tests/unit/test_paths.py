@@ -6,7 +6,8 @@ import pytest
 
 from scimledger.scim.errors import InvalidPath
 from scimledger.scim.filter import And, Compare
-from scimledger.scim.paths import AttrPath, PatchPath, parse_attr_path, parse_patch_path
+from scimledger.scim.patch_path import PatchPath, parse_patch_path
+from scimledger.scim.paths import AttrPath, parse_attr_path
 
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from scimledger.scim.errors import InvalidPath, InvalidValue
 from scimledger.scim.filter import Compare, Expr, Or
-from scimledger.scim.paths import parse_patch_path
+from scimledger.scim.patch_path import parse_patch_path
 from scimledger.scim.users import member_displays, member_ids
 
 

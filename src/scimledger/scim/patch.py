@@ -40,7 +40,8 @@ from typing import Any, Literal
 
 from .errors import InvalidPath, InvalidSyntax, InvalidValue, Mutability, NoTarget
 from .filter import And, Compare, Expr, matches
-from .paths import AttrPath, PatchPath, parse_patch_path
+from .patch_path import PatchPath, parse_patch_path
+from .paths import AttrPath
 from .schemas import ENTERPRISE_USER_SCHEMA, GROUP_SCHEMA, USER_SCHEMA, Attribute, find_attribute
 
 ResourceType = Literal["User", "Group"]

@@ -17,10 +17,10 @@ import asyncpg
 from eventsourcing.domain import Aggregate, Snapshot
 from eventsourcing.persistence import Mapper
 
-from projections import INLINE, Envelope
 from scimledger.domain.base import replay
 from scimledger.store import recorder
 from scimledger.store.commit import write_transaction
+from scimledger.store.envelope import Envelope, InlineProjection
 from scimledger.store.mapper import build_mapper
 from scimledger.store.recorder import VersionConflict
 from scimledger.store.workspace_cache import PendingEvents, WorkspaceCache
@@ -64,8 +64,13 @@ class Saved:
 
 
 class EventStore:
-    def __init__(self, pool: asyncpg.Pool, mapper: Mapper[Any] | None = None) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, inline: Sequence[InlineProjection], mapper: Mapper[Any] | None = None
+    ) -> None:
+        """``inline``: the read models applied in every save's transaction (the composition root passes
+        ``projections.INLINE``)."""
         self.pool = pool
+        self.inline = tuple(inline)
         self.mapper = mapper or build_mapper()
         self.workspaces = WorkspaceCache(self)
 
@@ -125,7 +130,7 @@ class EventStore:
         if not stored:
             return Saved()
         for envelope in envelopes:
-            for projection in INLINE:
+            for projection in self.inline:
                 if envelope.event_type in projection.event_types:
                     await projection.apply(conn, envelope)
         positions = await recorder.append(conn, workspace_id, stored, metadatas)
