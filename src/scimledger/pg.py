@@ -341,7 +341,7 @@ async def create_pool(url: str, *, min_size: int = 2, max_size: int = 20) -> asy
 
 def schema_sql() -> str:
     """The authoritative, idempotent schema (top-level ``schema.sql``)."""
-    return (Path(__file__).resolve().parents[2] / "schema.sql").read_text()
+    return (Path(__file__).with_name("schema.sql")).read_text()  # the top-level file, shipped in the wheel
 
 
 async def owns_schema(conn: asyncpg.Connection) -> bool:

@@ -64,16 +64,6 @@ class Principal:
     scopes: tuple[str, ...]
 
 
-async def principal_for(conn: asyncpg.Pool | asyncpg.Connection, secret_hash: bytes) -> Principal | None:
-    row = await conn.fetchrow(
-        "SELECT id, workspace_id, name, scopes FROM tokens WHERE secret_hash = $1 AND revoked_at IS NULL",
-        secret_hash,
-    )
-    if row is None:
-        return None
-    return Principal(row["workspace_id"], row["id"], row["name"], tuple(row["scopes"]))
-
-
 async def touch_token(conn: asyncpg.Pool | asyncpg.Connection, token_id: UUID) -> None:
     """Seed 004 "last used": kept outside the log, written at most once a minute per token."""
     await conn.execute(

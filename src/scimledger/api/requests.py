@@ -7,8 +7,7 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 
-from scimledger.api.body_limit import MAX_BODY_BYTES
-from scimledger.scim.errors import InvalidSyntax, InvalidValue, PayloadTooLarge
+from scimledger.scim.errors import InvalidSyntax, InvalidValue
 
 MAX_DEPTH = 32  # SCIM resources nest three levels; anything deeper is not a SCIM document
 
@@ -33,9 +32,7 @@ def check_depth(value: Any, limit: int = MAX_DEPTH, *, nul_possible: bool = True
 
 async def json_body(request: Request) -> Any:
     """The parsed body; malformed JSON is 400 ``invalidSyntax``."""
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        raise PayloadTooLarge(f"request bodies are limited to {MAX_BODY_BYTES} bytes")
+    raw = await request.body()  # bounded by the BodyLimit middleware (api/body_limit.py) on every route
     if not raw.strip():
         raise InvalidSyntax("the request body is empty")
     try:
