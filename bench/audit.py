@@ -1,4 +1,4 @@
-"""``make bench`` (after ``bench/queries.py``): the audit trail at scale (issue 7, "Scale"), each against a
+"""``make bench-audit``: the audit trail at scale (issue 7, "Scale"), each against a
 baseline measured in the same run.
 
 A workspace with ``--events`` events (default 1,000,000) and ``--small`` small ones (``--small-events``
@@ -51,8 +51,8 @@ from urllib.parse import urlencode, urlsplit
 from uuid import UUID
 
 import asyncpg
+import harness as run  # bench/harness.py: servers on free ports, CPU accounting, the commit measured
 import orjson
-import run  # bench/run.py: servers on free ports, CPU accounting, the commit measured
 from seed_log import Actor, LogSeeder, Plan, load_workspace, seed_interleaved
 
 from scimledger import handlers, pg
@@ -952,6 +952,7 @@ def main() -> int:
     stamp = started.replace(":", "").replace("-", "")
     home = Path(tempfile.mkdtemp(prefix="scimledger-audit-"))
     home.chmod(0o755)  # as root PostgreSQL runs as 'postgres' and must reach its data directory in here
+    os.environ["SCIMLEDGER_HOME"] = str(home)  # one master key (issue 11) for the seeding and the server
     url = os.environ.get("DATABASE_URL")
     embedded = None
     results: dict[str, Any] = {}

@@ -40,7 +40,7 @@ from uuid import UUID
 import asyncpg
 import httpx
 import orjson
-import queries  # bench/queries.py: seeding through the real handlers
+import seeding as queries  # bench/seeding.py: seeding through the real handlers
 
 from scimledger import handlers, pg, views
 from scimledger.api import scim_groups

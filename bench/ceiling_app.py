@@ -1,8 +1,8 @@
-"""The machine's ceiling for ``bench/run.py``: the least a create can do, one jsonb INSERT per request.
+"""The ceiling for a create (``make bench``): the least a create can do, one jsonb INSERT per request.
 
 Same stack as scimledger (Starlette on uvicorn, the asyncpg pool of ``scimledger.pg.create_pool`` with its
-default size and JSON codecs), against the same PostgreSQL (``DATABASE_URL``). ``bench/run.py`` creates the
-table. Run: ``python bench/ceiling_app.py --host H --port P --workers N``.
+default size and JSON codecs), against the same PostgreSQL (``DATABASE_URL``). ``bench/seeding.py`` creates
+the table. Run: ``python bench/ceiling_app.py --host H --port P --workers N``.
 
 A ceiling should not carry a fixable server bug: with ``--workers`` > 1, uvicorn binds the listening socket
 with ``proto=0``, so asyncio leaves Nagle on for accepted connections (uvicorn issue #3149) and keep-alive

@@ -1,8 +1,8 @@
-"""The machine's ceiling for a read in ``bench/queries.py``: the least a look-up can do, one indexed SELECT.
+"""The machine's ceiling for a read (``make bench``): the least a look-up can do, one indexed SELECT.
 
 ``GET /lookup?userName=<name>`` selects one row by its text primary key from ``bench_read_ceiling``
 (100,000 rows: the userNames and SCIM resources of the measured workspace, copied there by
-``bench/queries.py``) and answers its ``resource`` as JSON text, 404 when there is none. Same stack as
+``bench/seeding.py``) and answers its ``resource`` as JSON text, 404 when there is none. Same stack as
 scimledger (Starlette on uvicorn, the asyncpg pool of ``scimledger.pg.create_pool`` with its default size
 and JSON codecs), against the same PostgreSQL (``DATABASE_URL``).
 Run: ``python bench/read_ceiling_app.py --host H --port P --workers N``.

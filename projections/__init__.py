@@ -1,4 +1,4 @@
-"""Read models built from the log, one module per read model (DESIGN.md, "Read side").
+"""Read models built from the log, one module per read model (docs/architecture.md, "Read side").
 
 INLINE projections are applied in the same transaction as the append (read-your-writes); LAGGING ones are
 applied by the catch-up runner (``projections.runner``) and track their position in ``projection_tracking``.

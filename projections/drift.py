@@ -30,7 +30,7 @@ TEAM_EVENTS = frozenset(
     {"TeamRenamed", "TeamExternalIdChanged", "TeamArchived", "TeamLinked", "TeamUnlinked"}
 )
 MEMBERSHIP_EVENTS = frozenset({"TeamMemberAdded", "TeamMemberRemoved"})
-event_types = MEMBER_EVENTS | TEAM_EVENTS | MEMBERSHIP_EVENTS
+event_types = MEMBER_EVENTS | TEAM_EVENTS | MEMBERSHIP_EVENTS | frozenset({"PersonalDataErased"})
 
 
 def _resource(env: Envelope) -> tuple[str, Any]:
@@ -46,6 +46,9 @@ def _change(env: Envelope) -> dict[str, Any]:
 
 
 async def apply(conn: asyncpg.Connection, env: Envelope) -> None:
+    if env.event_type == "PersonalDataErased":  # issue 11: an erased member leaves nothing in the read model
+        await conn.execute("DELETE FROM drift WHERE resource_id = $1", env.event.originator_id)
+        return
     kind, resource_id = _resource(env)
     source = env.metadata.get("source")
     if source == "scim":

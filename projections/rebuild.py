@@ -1,14 +1,14 @@
 """Rebuild every projection from position 0 and compare it with the live tables by digest.
 
-The append lock is held (at session level) for the whole rebuild, so the log cannot move while the tables
-are rebuilt and compared. The projections' own ``apply`` code replays the log into temporary tables of the
-same definition (``LIKE ... INCLUDING ALL``), which shadow the live ones for this connection only
-(``pg_temp`` comes first in name resolution), one transaction per batch of events: a row updated by every
-event of its kind (a workspace's seat counters) then keeps a short version chain instead of one that grows
-with the whole log (all of a rebuild in one transaction made it quadratic: bench/audit.py). The live tables
-stay readable meanwhile. Then the digests are compared: equal tables are left as they are; with ``verify`` a
-mismatch is reported and the live tables stay for inspection; without it the rebuilt rows replace the live
-ones in one transaction.
+The log's freeze lock is held (exclusively, at session level) for the whole rebuild: every append takes it in
+shared mode, so the log cannot move while the tables are rebuilt and compared (docs/write-path.md). The
+projections' own ``apply`` code replays the log into temporary tables of the same definition (``LIKE ...
+INCLUDING ALL``), which shadow the live ones for this connection only (``pg_temp`` comes first in name
+resolution), one transaction per batch of events: a row updated by every event of its kind (a workspace's seat
+counters) then keeps a short version chain instead of one that grows with the whole log (all of a rebuild in
+one transaction made it quadratic: bench/audit.py). The live tables stay readable meanwhile. Then the digests
+are compared: equal tables are left as they are; with ``verify`` a mismatch is reported and the live tables
+stay for inspection; without it the rebuilt rows replace the live ones in one transaction.
 """
 
 from __future__ import annotations
@@ -21,11 +21,12 @@ import asyncpg
 from projections import ALL, LAGGING
 from projections.base import Projection
 from projections.runner import BATCH as RUNNER_BATCH
-from projections.runner import apply_batch
+from projections.runner import apply_batch, track
 from scimledger.store.event_store import load_log_envelopes
 from scimledger.store.mapper import build_mapper
+from scimledger.store.recorder import LogCursor
 
-APPEND_LOCK = 7243002
+FREEZE_LOCK = 7243002  # scimledger_append takes it shared (schema.sql)
 BATCH = 2000  # events per transaction of the replay
 TEMP_BUFFERS = "256MB"  # the rebuilt tables are temporary: kept in this backend's local buffers
 
@@ -63,32 +64,40 @@ def _quote(identifier: str) -> str:
 
 async def _replay(conn: asyncpg.Connection, projections: tuple[Projection, ...]) -> None:
     """The log through the projections, into whatever their table names resolve to (the temporary
-    tables), one transaction per batch."""
+    tables), one transaction per batch, in the log's order (the log is frozen: no horizon needed)."""
     mapper = build_mapper()
     wanted = sorted({t for p in projections for t in p.event_types})
-    after = 0
+    after = LogCursor()
     while True:
         async with conn.transaction():
-            envelopes = await load_log_envelopes(conn, mapper, after=after, limit=BATCH, event_types=wanted)
+            envelopes = await load_log_envelopes(
+                conn, mapper, after=after, below_tx=None, limit=BATCH, event_types=wanted
+            )
             for envelope in envelopes:
                 for projection in projections:
                     if envelope.event_type in projection.event_types:
                         await projection.apply(conn, envelope)
         if not envelopes:
             return
-        assert envelopes[-1].position is not None
-        after = envelopes[-1].position
+        last = envelopes[-1]
+        assert last.tx is not None and last.position is not None
+        after = LogCursor(last.tx, last.position)
 
 
-async def _track_lagging(conn: asyncpg.Connection, projections: tuple[Projection, ...], head: int) -> None:
+async def _log_end(conn: asyncpg.Connection) -> LogCursor:
+    """The last event in the log's order (the log is frozen)."""
+    row = await conn.fetchrow(
+        "SELECT tx::text::bigint, position FROM events ORDER BY tx DESC, position DESC LIMIT 1"
+    )
+    return LogCursor(row[0], row[1]) if row else LogCursor()
+
+
+async def _track_lagging(
+    conn: asyncpg.Connection, projections: tuple[Projection, ...], end: LogCursor
+) -> None:
     for projection in LAGGING:
         if projection in projections:
-            await conn.execute(
-                """INSERT INTO projection_tracking (projection, position) VALUES ($1, $2)
-                   ON CONFLICT (projection) DO UPDATE SET position = EXCLUDED.position""",
-                projection.name,
-                head,
-            )
+            await track(conn, projection.name, end)
 
 
 async def rebuild(
@@ -99,17 +108,17 @@ async def rebuild(
     async with pool.acquire() as conn:
         live_schema = _quote(str(await conn.fetchval("SELECT current_schema()")))
         await conn.execute("SET lock_timeout = '60s'")  # fail loudly rather than wait forever
-        await conn.execute("SELECT pg_advisory_lock($1)", APPEND_LOCK)
+        await conn.execute("SELECT pg_advisory_lock($1)", FREEZE_LOCK)
         try:
             await conn.execute("RESET lock_timeout")
             mapper = build_mapper()
             for projection in LAGGING:  # bring the live lagging tables to the head first
                 while True:
                     async with conn.transaction():
-                        if await apply_batch(conn, projection, mapper) < RUNNER_BATCH:
+                        if await apply_batch(conn, projection, mapper, frozen=True) < RUNNER_BATCH:
                             break
             live = {t: await table_digest(conn, f"{live_schema}.{_quote(t)}") for t in tables}
-            head = await conn.fetchval("SELECT coalesce(max(position), 0) FROM events")
+            end = await _log_end(conn)
             await conn.execute(f"SET temp_buffers = '{TEMP_BUFFERS}'")  # no effect once temp tables were used
             try:
                 for t in tables:
@@ -133,7 +142,7 @@ async def rebuild(
                         await conn.execute(
                             f"INSERT INTO {live_schema}.{_quote(t)} SELECT * FROM pg_temp.{_quote(t)}"
                         )
-                    await _track_lagging(conn, projections, head)
+                    await _track_lagging(conn, projections, end)
             finally:
                 with contextlib.suppress(asyncpg.PostgresError, OSError):
                     if conn.is_in_transaction():
@@ -143,5 +152,5 @@ async def rebuild(
                     await conn.execute("DISCARD PLANS")  # statements prepared meanwhile named the temp tables
         finally:
             with contextlib.suppress(asyncpg.PostgresError, OSError):
-                await conn.execute("SELECT pg_advisory_unlock($1)", APPEND_LOCK)
+                await conn.execute("SELECT pg_advisory_unlock($1)", FREEZE_LOCK)
     return digests

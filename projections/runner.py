@@ -19,42 +19,63 @@ import asyncpg
 
 from projections import LAGGING
 from projections.base import Projection
-from scimledger.notifications import Sender, deliver_batch, sender_from_env
+from scimledger.notifications import START, OutboxCursor, Sender, deliver_batch, sender_from_env
+from scimledger.store import recorder
 from scimledger.store.event_store import load_log_envelopes
 from scimledger.store.mapper import build_mapper
+from scimledger.store.recorder import LogCursor
 
 log = logging.getLogger("scimledger.projections")
 BATCH = 500
 POLL_SECONDS = 1.0
 RECONNECT_SECONDS = 0.5  # while the LISTEN connection is down
+WAIT_SECONDS = 5.0  # catch_up: for transactions running when it is called
 SETTLE_SECONDS = 0.05  # after a wake-up, let more events arrive so that one pass applies many
 
 
-async def apply_batch(conn: asyncpg.Connection, projection: Projection, mapper: Any) -> int:
-    """Inside the caller's transaction: apply the next batch and move the tracking row. The row moves to
-    the last position *scanned* (the log's head when the batch is not full), so the next pass never scans
-    the events of other types again."""
+async def apply_batch(
+    conn: asyncpg.Connection, projection: Projection, mapper: Any, *, frozen: bool = False
+) -> int:
+    """Inside the caller's transaction: apply the next batch and move the tracking row.
+
+    The log is read in its (tx, position) order below the horizon, the oldest transaction that may still
+    be appending (taken first, so every event below it is committed by the time it is read): a reader
+    never sees a later event before an earlier one commits (docs/write-path.md). When the batch is not
+    full the tracking row moves to the horizon itself, so the next pass never scans the events of other
+    types again. ``frozen``: the caller holds the log still (the rebuild's freeze lock), so no horizon."""
     await conn.execute("SELECT pg_advisory_xact_lock($1)", zlib.crc32(projection.name.encode()))
-    after = (
-        await conn.fetchval("SELECT position FROM projection_tracking WHERE projection = $1", projection.name)
-        or 0
+    below = None if frozen else await recorder.horizon(conn)
+    row = await conn.fetchrow(
+        "SELECT tx::text::bigint, position FROM projection_tracking WHERE projection = $1", projection.name
     )
-    head = await conn.fetchval("SELECT coalesce(max(position), 0) FROM events")
-    if head <= after:
-        return 0
+    after = LogCursor(row[0], row[1]) if row else LogCursor()
     envelopes = await load_log_envelopes(
-        conn, mapper, after=after, limit=BATCH, event_types=sorted(projection.event_types), stop=head
+        conn, mapper, after=after, below_tx=below, limit=BATCH, event_types=sorted(projection.event_types)
     )
     for envelope in envelopes:
         await projection.apply(conn, envelope)
-    scanned = envelopes[-1].position if len(envelopes) == BATCH else head
-    await conn.execute(
-        """INSERT INTO projection_tracking (projection, position) VALUES ($1, $2)
-           ON CONFLICT (projection) DO UPDATE SET position = EXCLUDED.position""",
-        projection.name,
-        scanned,
-    )
+    if len(envelopes) == BATCH or below is None:
+        if not envelopes:
+            return 0
+        last = envelopes[-1]
+        assert last.tx is not None and last.position is not None
+        scanned = LogCursor(last.tx, last.position)
+    else:
+        scanned = max(after, LogCursor(below, 0))
+    if scanned != after:
+        await track(conn, projection.name, scanned)
     return len(envelopes)
+
+
+async def track(conn: asyncpg.Connection, name: str, cursor: LogCursor) -> None:
+    """Record that projection ``name`` has applied the log up to ``cursor``."""
+    await conn.execute(
+        """INSERT INTO projection_tracking (projection, tx, position) VALUES ($1, $2::text::xid8, $3)
+           ON CONFLICT (projection) DO UPDATE SET tx = EXCLUDED.tx, position = EXCLUDED.position""",
+        name,
+        str(cursor.tx),
+        cursor.position,
+    )
 
 
 async def run_once(pool: asyncpg.Pool, projection: Projection, mapper: Any = None) -> int:
@@ -63,8 +84,19 @@ async def run_once(pool: asyncpg.Pool, projection: Projection, mapper: Any = Non
         return await apply_batch(conn, projection, mapper or build_mapper())
 
 
-async def catch_up(pool: asyncpg.Pool, projections: tuple[Projection, ...] = LAGGING) -> None:
-    """Apply everything there is to apply, now (used by tests and the CLI)."""
+async def catch_up(
+    pool: asyncpg.Pool, projections: tuple[Projection, ...] = LAGGING, *, wait: float = WAIT_SECONDS
+) -> None:
+    """Apply everything committed before the call (tests, the CLI). A transaction still running when it
+    is called holds the horizon back (docs/write-path.md): up to ``wait`` seconds are spent waiting for
+    those to end; the background runner passes 0 and comes back on the next NOTIFY or poll instead."""
+    if wait > 0:
+        target = await pool.fetchval("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint")
+        deadline = asyncio.get_running_loop().time() + wait
+        for _ in range(int(wait * 100)):  # polls PostgreSQL: nothing in this process could be awaited
+            if await recorder.horizon(pool) >= target or asyncio.get_running_loop().time() >= deadline:
+                break
+            await asyncio.sleep(0.01)
     mapper = build_mapper()
     for projection in projections:
         while await run_once(pool, projection, mapper) == BATCH:
@@ -92,7 +124,7 @@ class CatchUpRunner:
         self.sender = sender or sender_from_env()
         self.poll_seconds = poll_seconds
         self.on_listen = on_listen  # called with each (re-)opened LISTEN connection (the token cache)
-        self._delivered_floor = 0
+        self._delivered_floor: OutboxCursor = START
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._listener: asyncpg.Connection | None = None
@@ -125,7 +157,7 @@ class CatchUpRunner:
                 if not self.listening:
                     await self._listen()
                     log.info("catch-up runner: LISTEN re-opened")
-                await catch_up(self.pool)
+                await catch_up(self.pool, wait=0)
                 sent = 1
                 while sent:
                     sent, self._delivered_floor = await deliver_batch(

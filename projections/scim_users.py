@@ -1,7 +1,7 @@
 """Read model of SCIM Users: one row per member of a workspace (inline projection).
 
 ``resource`` holds the member's SCIM attributes exactly as they are rendered (without id, meta, schemas and
-groups); the columns beside it are what filters and look-ups need indexed (DESIGN.md, "Queries").
+groups); the columns beside it are what filters and look-ups need indexed (docs/architecture.md, "Queries").
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import asyncpg
 from projections.base import Envelope
 from scimledger.domain.member import holds_seat
 from scimledger.domain.names import user_name_key
+from scimledger.domain.personal import is_erased
 
 name = "scim_users"
 tables = ("scim_users",)
@@ -27,7 +28,14 @@ event_types = (
     CREATED
     | frozenset(STATUS)
     | frozenset({"MemberAttributesChanged", "MemberRoleChanged", "MemberManagementChanged"})
+    | frozenset({"PersonalDataErased"})
 )
+
+
+def name_key(user_name: str) -> str | None:
+    """The identity rule's key; none for an erased userName (issue 11: its rows are deleted on erasure, and
+    a rebuild must not find two erased members holding one key meanwhile)."""
+    return None if is_erased(user_name) else user_name_key(user_name)
 
 
 def is_active(status: str) -> bool:
@@ -70,7 +78,7 @@ async def apply(conn: asyncpg.Connection, env: Envelope) -> None:
             e.profile,
             e.timestamp,
             e.originator_version,
-            user_name_key(e.user_name),
+            name_key(e.user_name),
         )
     elif kind == "MemberAttributesChanged":
         external_id, display_name, emails = indexed_columns(e.profile)
@@ -85,7 +93,7 @@ async def apply(conn: asyncpg.Connection, env: Envelope) -> None:
             e.profile,
             e.timestamp,
             e.originator_version,
-            user_name_key(e.user_name),
+            name_key(e.user_name),
         )
     elif kind in STATUS:
         status = getattr(e, "status", None) or STATUS[kind]  # MemberReactivated names where it returns
@@ -107,6 +115,8 @@ async def apply(conn: asyncpg.Connection, env: Envelope) -> None:
             e.timestamp,
             e.originator_version,
         )
+    elif kind == "PersonalDataErased":  # README "Erasure (crypto-shredding)": nothing of the member is left
+        await conn.execute("DELETE FROM scim_users WHERE id = $1", e.originator_id)
     elif kind == "MemberManagementChanged":
         await conn.execute(
             "UPDATE scim_users SET managed_by = $2, last_modified = $3, version = $4 WHERE id = $1",

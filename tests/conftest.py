@@ -1,8 +1,10 @@
 """Test fixtures: one PostgreSQL per session, a template database built from schema.sql once, and a fresh
-database per test (DESIGN.md, "PostgreSQL"). ``DATABASE_URL`` points the suite at an existing server."""
+database per test (docs/architecture.md, "PostgreSQL"). ``DATABASE_URL`` points the suite at an existing
+server."""
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 import tempfile
@@ -20,6 +22,10 @@ from scimledger import handlers, pg
 from scimledger.app import build_store, create_app
 from scimledger.config import Settings
 from scimledger.store.event_store import EventStore, Metadata
+
+# Personal data keys are wrapped by a master key (issue 11, src/scimledger/store/keys.py): the suite's own, so
+# that no test makes one in the developer's data directory; the servers the tests start inherit it.
+os.environ.setdefault("SCIMLEDGER_MASTER_KEY", base64.urlsafe_b64encode(os.urandom(32)).decode())
 
 
 def temp_home() -> Path:

@@ -14,22 +14,28 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from projections import INLINE
 from projections.runner import CatchUpRunner
-from scimledger import pg
+from scimledger import metrics, pg
 from scimledger.api import (
     admin,
+    admin_keys,
     admin_page,
     audit_log,
     audit_proof,
     bulk,
     discovery,
+    erase,
     errors,
+    health,
+    idp_guide,
     listing,
     openapi,
     point_in_time,
     scim_groups,
     scim_users,
 )
+from scimledger.api import metrics as metrics_api
 from scimledger.api.body_limit import BodyLimit
+from scimledger.api.content_negotiation import ScimContentNegotiation
 from scimledger.api.rate_limit import Limits, RateLimiter
 from scimledger.api.request_context import RequestContext
 from scimledger.api.token_cache import TokenCache
@@ -85,6 +91,9 @@ def routes() -> list[Route]:
         Route(f"{scim}/Bulk", bulk.bulk_request, methods=["POST"]),
         *admin_routes(),
         *admin_page.routes(),  # /admin: the audit page, outside /api/v1 (issue 7)
+        *health.routes(),  # /healthz, /readyz, /metrics, /: README "Operating it" (issue 10)
+        *metrics_api.routes(),
+        *idp_guide.routes(),
     ]
 
 
@@ -101,13 +110,18 @@ def admin_routes() -> list[Route]:
         Route(f"{api}/tokens", admin.create_token, methods=["POST"]),
         Route(f"{api}/tokens", admin.list_tokens, methods=["GET"]),
         Route(f"{api}/tokens/{{id}}", admin.revoke_token, methods=["DELETE"]),
+        Route(f"{api}/admin-keys", admin_keys.list_admin_keys, methods=["GET"]),
+        Route(f"{api}/admin-keys", admin_keys.create_admin_key, methods=["POST"]),
+        Route(f"{api}/admin-keys/{{id}}", admin_keys.revoke_admin_key, methods=["DELETE"]),
         Route(f"{api}/members", admin.list_members, methods=["GET"]),
         Route(f"{api}/members", admin.create_member, methods=["POST"]),
         Route(f"{api}/members/{{id}}", point_in_time.get_member, methods=["GET"]),  # as_of: from the log
         Route(f"{api}/members/{{id}}", admin.patch_member, methods=["PATCH"]),
         Route(f"{api}/members/{{id}}/accept-invite", admin.accept_invite, methods=["POST"]),
+        Route(f"{api}/members/{{id}}/erase", erase.erase_member, methods=["POST"]),  # issue 11
         Route(f"{api}/teams", admin.list_teams, methods=["GET"]),
         Route(f"{api}/teams", admin.create_team, methods=["POST"]),
+        Route(f"{api}/teams/{{id}}", admin.get_team, methods=["GET"]),
         Route(f"{api}/teams/{{id}}/unlink", admin.unlink_team, methods=["POST"]),
         Route(f"{api}/drift", admin.list_drift, methods=["GET"]),
         Route(f"{api}/outbox", admin.list_outbox, methods=["GET"]),
@@ -154,24 +168,35 @@ def create_app(settings: Settings | None = None, *, run_lagging: bool = True) ->
         app.state.pool = pool
         app.state.store = build_store(pool)
         app.state.token_cache = TokenCache(pool)
-        runner = CatchUpRunner(pool, url, on_listen=app.state.token_cache.attach) if run_lagging else None
+        attach, sender = app.state.token_cache.attach, metrics.counting_sender(settings.home)
+        runner = CatchUpRunner(pool, url, sender, on_listen=attach) if run_lagging else None
         app.state.catch_up_runner = runner
         if runner is not None:
             await runner.start()
+        metrics.worker_started(pool)
         try:
             yield
         finally:
+            metrics.worker_stopped()
             if runner is not None:
                 await runner.stop()
             await pool.close()
 
     app = Starlette(
         routes=routes(),
-        middleware=[Middleware(RequestContext), Middleware(BodyLimit), Middleware(IgnoreTrailingSlash)],
+        middleware=[
+            Middleware(RequestContext),
+            Middleware(ScimContentNegotiation),
+            Middleware(BodyLimit),
+            Middleware(IgnoreTrailingSlash),
+            Middleware(metrics_api.RouteTemplate),
+        ],
         exception_handlers=errors.HANDLERS,
         lifespan=lifespan,
     )
     app.state.settings = settings
     app.state.rate_limiter = RateLimiter(Limits.from_env())
     app.state.cursor_secret = settings.cursor_secret()
+    app.state.readiness = health.Readiness()
+    app.state.metrics_access = metrics_api.Access.from_env()
     return app

@@ -28,6 +28,7 @@ PREV_HASH_MISMATCH = "prev_hash mismatch"
 DATA_DIFFERS = "data differs from state"
 METADATA_DIFFERS = "metadata differs from metadata_text"
 RECORD_DIFFERS = "record differs from hashed bytes"
+SEQ_MISMATCH = "seq mismatch"
 CHECKPOINT_NOT_EXTENDED = "checkpoint not extended"
 NO_EVENTS = "no events"
 
@@ -177,6 +178,7 @@ class ChainWalk:
         self.prev = GENESIS
         self.head: tuple[int, bytes] | None = None
         self.anchor_reached = False
+        self.numbered = False  # seen an event with a ``seq`` (events appended before it existed have none)
         self.failure: tuple[int, str, str] | None = None  # (position, reason, detail)
 
     @property
@@ -195,9 +197,12 @@ class ChainWalk:
         prev_hash: bytes,
         stored_hash: bytes,
         shown: tuple[str, str] | None = None,
+        seq: int | None = None,
+        check_seq: bool = False,
     ) -> None:
         """Check the next event. ``shown`` is a disagreement between what is shown and the hashed bytes
-        (reason, detail), found by the caller (the jsonb copy in the database, the fields of an export)."""
+        (reason, detail), found by the caller (the jsonb copy in the database, the fields of an export).
+        With ``check_seq``, ``seq`` must be the event's place in the chain (1, 2, 3, ...; schema.sql)."""
         self.events += 1
         self.head = (position, stored_hash)
         if self.failure is not None:
@@ -226,6 +231,12 @@ class ChainWalk:
         if shown is not None:
             self._fail(position, *shown)
             return
+        if check_seq and (seq is not None or self.numbered) and seq != self.events:
+            self._fail(
+                position, SEQ_MISMATCH, f"seq is {seq}, but the event is number {self.events} in the chain"
+            )
+            return
+        self.numbered = self.numbered or seq is not None
         self._check_anchor(position, stored_hash)
         self.prev = stored_hash
 
@@ -295,7 +306,7 @@ class ChainWalk:
 _ROWS = """
 SELECT position, workspace_id, stream_id, stream_version, event_type,
        to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS recorded_at_text,
-       state, metadata::text AS metadata_text, prev_hash, hash
+       state, metadata::text AS metadata_text, prev_hash, hash, seq
   FROM events {where} ORDER BY position
 """
 # The jsonb copy is compared by PostgreSQL, a batch at a time (jsonb equality, in C)...
@@ -358,6 +369,8 @@ async def _walk(
                     bytes(row["prev_hash"]),
                     bytes(row["hash"]),
                     shown,
+                    row["seq"],
+                    check_seq=True,
                 )
 
 

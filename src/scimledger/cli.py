@@ -1,7 +1,9 @@
 """The ``scimledger`` command line (a contract other tools depend on; see README "CLI").
 
-Every command honours ``DATABASE_URL`` and ``SCIMLEDGER_HOME``; without ``DATABASE_URL`` it starts (or finds
-and reuses) the embedded PostgreSQL.
+Every command honours ``DATABASE_URL`` and ``SCIMLEDGER_HOME`` (found from any directory, see ``config``);
+without ``DATABASE_URL`` it finds and shares the embedded PostgreSQL, which only ``serve`` creates. A bad
+setting or an unreachable database is one line naming the setting, and a non-zero exit (2 for a usage or
+configuration error, 1 when something could not be done).
 """
 
 from __future__ import annotations
@@ -11,16 +13,38 @@ import asyncio
 import json
 import os
 import socket
+import ssl
 import sys
-from typing import Any
+from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any, NoReturn
 from uuid import UUID
 
 import asyncpg
 
-from scimledger import domain_cli, handlers, pg
-from scimledger.cli_common import _cli_metadata, _print, _usage, _with_store
-from scimledger.config import Settings
+from scimledger import admin_key_cli, credentials, domain_cli, handlers, person_cli, pg
+from scimledger.cli_common import (
+    DatabaseUnavailable,
+    _cli_metadata,
+    _print,
+    _usage,
+    _with_store,
+    check_environment,
+    database_setting,
+    reason,
+)
+from scimledger.config import (
+    HOME_VARIABLE,
+    ConfigError,
+    HomeLocation,
+    HomeNotFound,
+    Settings,
+    locate_home,
+    record_file,
+    record_home,
+)
 from scimledger.domain.errors import DomainError
+from scimledger.domain.workspace import MAX_SEATS_ADDED
 from scimledger.store.event_store import EventStore, Metadata
 
 
@@ -40,27 +64,47 @@ async def bootstrap_demo(store: EventStore, settings: Settings) -> dict[str, str
         store, handlers.IssueToken(workspace_id=created.workspace_id, name="demo SCIM token"), meta
     )
     demo = {"workspace_id": str(created.workspace_id), "token": token.token, "admin_key": created.admin_key}
-    path = settings.home / "demo-credentials.json"
-    settings.home.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(demo, indent=2) + "\n")
-    path.chmod(0o600)
+    credentials.save_demo(settings.home, demo)
     return demo
 
 
-def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    import uvicorn
+def check_tls(args: argparse.Namespace) -> None:
+    """``--ssl-certfile``/``--ssl-keyfile`` load as a certificate and its key, before anything starts."""
+    if args.ssl_keyfile and not args.ssl_certfile:
+        raise ConfigError("--ssl-keyfile", "needs --ssl-certfile")
+    if not args.ssl_certfile:
+        return
+    for option, path in (("--ssl-certfile", args.ssl_certfile), ("--ssl-keyfile", args.ssl_keyfile)):
+        try:
+            if path:
+                with open(path, "rb"):
+                    pass
+        except OSError as error:
+            raise ConfigError(option, f"cannot read {path}: {error.strerror}") from None
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(args.ssl_certfile, args.ssl_keyfile)
+    except ssl.SSLError as error:
+        raise ConfigError(
+            "--ssl-certfile/--ssl-keyfile",
+            f"not a PEM certificate and its private key ({error.reason or error})",
+        ) from None
 
-    # Migrations and the demo bootstrap run as the schema's owner; the server connects with least privilege
-    # (schema.sql, section 7): the embedded default's `scimledger_app`, or DATABASE_URL as given.
-    owner_url = settings.migrate_url or pg.resolve_database_url(settings.home)
 
-    async def prepare(store: EventStore) -> dict[str, str] | None:
-        return await bootstrap_demo(store, settings)
+def remember_home(location: HomeLocation) -> bool:
+    """Record the default data directory for the commands run elsewhere (``config``); True when the record
+    changed. An unwritable config directory only costs that convenience: one line, and serve goes on."""
+    if location.how != "default":
+        return False
+    try:
+        return record_home(location.path)
+    except OSError as error:
+        sys.stderr.write(f"warning: cannot record the data directory in {record_file()}: {error.strerror}\n")
+        return False
 
-    demo = _with_store(Settings(settings.home, settings.public_url, owner_url), prepare)
-    url = settings.database_url or pg.ensure_server(settings.home).app_url()
-    os.environ["DATABASE_URL"] = url  # workers reuse this server instead of starting their own
-    os.environ["SCIMLEDGER_WORKERS"] = str(args.workers)  # rate limits are divided among the workers
+
+def announce(settings: Settings, demo: dict[str, str] | None, recorded: bool) -> None:
+    """What the operator needs at start: the first run's credentials (once), else where they are saved."""
+    path = credentials.demo_path(settings.home)
     if demo:
         sys.stderr.write(
             "\nFirst run: created a demo workspace "
@@ -68,16 +112,54 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             f"  workspace id : {demo['workspace_id']}\n"
             f"  SCIM token   : {demo['token']}\n"
             f"  admin key    : {demo['admin_key']}\n"
-            f"  (also saved to {settings.home / 'demo-credentials.json'}; they are shown only once)\n\n"
+            f"  (also saved to {path}; they are shown only once)\n\n"
         )
+    elif path.exists():
+        sys.stderr.write(f"Demo workspace credentials (SCIM token, admin key) are saved in {path}\n")
+    if recorded:
+        sys.stderr.write(
+            f"Data directory {settings.home}, recorded in {record_file()} so that scimledger commands find "
+            "it from any directory\n"
+        )
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from scimledger import logs, metrics
+    from scimledger.api import health
+    from scimledger.api import metrics as metrics_api
+
+    # README "Operating it": each raises ConfigError on a value it cannot use, before anything starts
+    log_settings, _, _ = logs.LogSettings.from_env(), health.Limits.from_env(), metrics_api.Access.from_env()
+    check_tls(args)
+
+    # Migrations and the demo bootstrap run as the schema's owner; the server connects with least privilege
+    # (schema.sql, section 7): the embedded default's `scimledger_app`, or DATABASE_URL as given.
+    async def prepare(store: EventStore) -> dict[str, str] | None:
+        return await bootstrap_demo(store, settings)
+
+    demo = _with_store(settings, prepare, owner=True, create=True)
+    url = settings.database_url or pg.ensure_server(settings.home, shared=True).app_url()
+    recorded = remember_home(args.home_location)
+    os.environ["DATABASE_URL"] = url  # workers reuse this server instead of starting their own
+    os.environ["SCIMLEDGER_HOME"] = str(settings.home)  # ... and this data directory
+    os.environ["SCIMLEDGER_WORKERS"] = str(args.workers)  # rate limits are divided among the workers
+    announce(settings, demo, recorded)
+    metrics.prepare_multiprocess(args.workers)  # every worker's metrics in one scrape
     config = uvicorn.Config(
         "scimledger.app:create_app",
         factory=True,
         host=args.host,
         port=args.port,
         workers=args.workers,
-        log_level="info",
+        log_level=log_settings.level,
+        log_config=log_settings.dict_config(),
         access_log=False,
+        ssl_certfile=args.ssl_certfile,
+        ssl_keyfile=args.ssl_keyfile,
+        proxy_headers=args.proxy_headers,
+        forwarded_allow_ips=args.forwarded_allow_ips,
     )
     if args.workers <= 1:
         uvicorn.Server(config).run()
@@ -88,7 +170,13 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     # connections and each keep-alive response waits ~40 ms (uvicorn issue #3149): bind it ourselves.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((args.host, args.port))
+    try:
+        sock.bind((args.host, args.port))
+    except OSError as error:
+        sock.close()
+        raise ConfigError(
+            "--host/--port", f"cannot listen on {args.host}:{args.port}: {reason(error)}"
+        ) from None
     sock.set_inheritable(True)
     Multiprocess(config, sockets=[sock]).run()
     return 0
@@ -107,7 +195,7 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     async def noop(store: EventStore) -> None:
         return None
 
-    _with_store(Settings(settings.home, settings.public_url, settings.migrate_url), noop)
+    _with_store(settings, noop, owner=True)
     _print({"migrated": True})
     return 0
 
@@ -261,6 +349,7 @@ def cmd_audit_checkpoint(args: argparse.Namespace, settings: Settings) -> int:
         workspace_id = UUID(args.workspace)
     except ValueError:
         return _usage(f"{args.workspace!r} is not a workspace id")
+    need_signing_home(args)
     try:
         key = checkpoint.signing_key(settings.home)
     except checkpoint.KeyUnavailable as error:
@@ -285,6 +374,7 @@ def cmd_audit_public_key(args: argparse.Namespace, settings: Settings) -> int:
 
     from scimledger.audit import checkpoint
 
+    need_signing_home(args)
     try:
         key = checkpoint.signing_key(settings.home)
     except checkpoint.KeyUnavailable as error:
@@ -361,87 +451,312 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="scimledger", description="Event-sourced SCIM 2.0 provisioning engine")
-    sub = p.add_subparsers(dest="command", required=True)
+def need_signing_home(args: argparse.Namespace) -> None:
+    """The signing key is made under SCIMLEDGER_HOME on first use: never in a directory found by chance
+    (HomeNotFound when there is no data directory and no ``SCIMLEDGER_SIGNING_KEY``). A SCIMLEDGER_HOME the
+    operator set is where they will look again: made when missing (with DATABASE_URL it holds only keys)."""
+    from scimledger.audit import checkpoint
 
-    serve = sub.add_parser("serve", help="run the HTTP server")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=1)
+    location: HomeLocation = args.home_location
+    if location.found or os.environ.get(checkpoint.KEY_ENV):
+        return
+    if location.how == HOME_VARIABLE and os.environ.get("DATABASE_URL"):
+        location.path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return
+    raise HomeNotFound(location.looked)
+
+
+ENVIRONMENT = {
+    "DATABASE_URL": "the PostgreSQL to use (default: the embedded server under SCIMLEDGER_HOME)",
+    "SCIMLEDGER_MIGRATE_URL": "the schema owner's URL, for migrations (default: DATABASE_URL)",
+    "SCIMLEDGER_HOME": "the data directory (default: ./.scimledger when it exists, else the one `scimledger "
+    "serve` recorded in $XDG_CONFIG_HOME/scimledger/home)",
+    "SCIMLEDGER_PUBLIC_URL": "absolute base URL for meta.location (default: from each request)",
+    "SCIMLEDGER_SECRET": "cursor signing key shared by every worker (default: derived from the database)",
+    "SCIMLEDGER_SMTP_URL": "smtp://host:port to mail notifications (default: none; written to the Maildir "
+    "SCIMLEDGER_HOME/outbox)",
+    "SCIMLEDGER_MAIL_FROM": "the notifications' sender (default: scimledger@localhost)",
+    "SCIMLEDGER_SIGNING_KEY": "checkpoint signing key, PEM text or a file (default: SCIMLEDGER_HOME/"
+    "signing-key.pem, made on first use)",
+    "SCIMLEDGER_RATE_LIMIT": "requests per credential, RATE/s,BURST (default: 100/s,1000; 0 = off)",
+    "SCIMLEDGER_AUTH_FAILURE_LIMIT": "failed authentications per client address (default: 1/s,20)",
+    "SCIMLEDGER_DNS_SERVERS": "DNS servers for domain proofs, host[:port],... (default: the system's)",
+    "SCIMLEDGER_LOG_FORMAT": "text or json (default: text)",
+    "SCIMLEDGER_LOG_LEVEL": "debug, info, warning, error or critical (default: info)",
+    "SCIMLEDGER_MASTER_KEY": "master key of personal data, base64 of 32 bytes (default: SCIMLEDGER_HOME/"
+    "master-key, made on first use)",
+    "SCIMLEDGER_METRICS": "'open' serves /metrics without a token (default: unset)",
+    "SCIMLEDGER_METRICS_TOKEN": "bearer token for /metrics (default: unset)",
+    "SCIMLEDGER_READY_MAX_OUTBOX_LAG": "/readyz fails above this many unsent notifications (default: 1000; "
+    "0 = off)",
+    "SCIMLEDGER_READY_MAX_OUTBOX_AGE": "/readyz fails when the oldest unsent notification is older, in "
+    "seconds (default: 600; 0 = off)",
+    "FORWARDED_ALLOW_IPS": "default of --forwarded-allow-ips (default: 127.0.0.1)",
+    "XDG_CONFIG_HOME": "where serve records SCIMLEDGER_HOME (default: ~/.config)",
+}
+DATABASE = ("DATABASE_URL", "SCIMLEDGER_HOME", "SCIMLEDGER_MASTER_KEY")
+OWNER = ("DATABASE_URL", "SCIMLEDGER_MIGRATE_URL", "SCIMLEDGER_HOME", "SCIMLEDGER_MASTER_KEY")
+SERVE_HOME = (
+    "the data directory (default: ./.scimledger, created on the first run and recorded in "
+    "$XDG_CONFIG_HOME/scimledger/home for the other commands)"
+)
+
+
+def documented(*names: str, serve: bool = False) -> dict[str, Any]:
+    """Parser options: the environment variables a command reads, listed after its options."""
+    lines = ["environment:"]
+    for name in names:
+        text = SERVE_HOME if serve and name == "SCIMLEDGER_HOME" else ENVIRONMENT[name]
+        lines.append(f"  {name:<30} {text}")
+    return {"epilog": "\n".join(lines), "formatter_class": argparse.RawDescriptionHelpFormatter}
+
+
+class Parser(argparse.ArgumentParser):
+    """A usage error is one line naming the option, not a usage block (README "CLI")."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def whole_number(low: int, high: int, what: str) -> Callable[[str], int]:
+    """An argparse type: an integer from ``low`` to ``high`` (``what`` names it in the error)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is out of range: {what} must be from {low} to {high}")
+        return value
+
+    return parse
+
+
+def package_version() -> str:
+    try:
+        return version("scimledger")
+    except PackageNotFoundError:  # run from a checkout that is not installed
+        return "unknown"
+
+
+def parser() -> argparse.ArgumentParser:
+    p = Parser(
+        prog="scimledger",
+        description="Event-sourced SCIM 2.0 provisioning engine",
+        **documented(*ENVIRONMENT),
+    )
+    p.add_argument("--version", action="version", version=f"scimledger {package_version()}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser(
+        "serve",
+        help="run the HTTP server (creates the embedded database on the first run)",
+        **documented(*ENVIRONMENT, serve=True),
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    serve.add_argument(
+        "--port",
+        type=whole_number(1, 65535, "a port"),
+        default=8000,
+        help="port to listen on (default: 8000)",
+    )
+    serve.add_argument(
+        "--workers",
+        type=whole_number(1, 256, "the number of workers"),
+        default=1,
+        help="worker processes (default: 1)",
+    )
+    serve.add_argument(
+        "--ssl-certfile", metavar="FILE", help="serve HTTPS with this certificate, PEM (default: plain HTTP)"
+    )
+    serve.add_argument(
+        "--ssl-keyfile",
+        metavar="FILE",
+        help="the certificate's private key, PEM (default: none, the key is in --ssl-certfile)",
+    )
+    serve.add_argument(
+        "--proxy-headers",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="trust X-Forwarded-Proto and X-Forwarded-For from --forwarded-allow-ips (default: on)",
+    )
+    serve.add_argument(
+        "--forwarded-allow-ips",
+        metavar="IPS",
+        default=os.environ.get("FORWARDED_ALLOW_IPS") or "127.0.0.1",
+        help="comma-separated addresses or networks of trusted proxies, or '*' "
+        "(default: $FORWARDED_ALLOW_IPS, else 127.0.0.1)",
+    )
     serve.set_defaults(run=cmd_serve)
 
-    sub.add_parser("migrate", help="apply schema.sql (idempotent)").set_defaults(run=cmd_migrate)
+    sub.add_parser("migrate", help="apply schema.sql (idempotent)", **documented(*OWNER)).set_defaults(
+        run=cmd_migrate
+    )
     sub.add_parser(
-        "database-url", help='print the database URL the commands use (psql "$(scimledger database-url)")'
+        "database-url",
+        help='print the database URL the commands use (psql "$(scimledger database-url)")',
+        **documented(*OWNER),
     ).set_defaults(run=cmd_database_url)
 
-    workspace = sub.add_parser("workspace").add_subparsers(dest="action", required=True)
-    create = workspace.add_parser("create", help="create a workspace; prints workspace_id and admin_key")
-    create.add_argument("--name", required=True)
-    create.add_argument("--domain", action="append", help="a domain, verified on your word (repeatable)")
-    create.add_argument("--seats", type=int, default=0)
-    create.add_argument("--auto-seats", action="store_true", help="turn automatic seat assignment on")
+    workspace = sub.add_parser("workspace", help="create a workspace", **documented(*DATABASE))
+    create = workspace.add_subparsers(dest="action", required=True).add_parser(
+        "create", help="create a workspace; prints workspace_id and admin_key", **documented(*DATABASE)
+    )
+    create.add_argument("--name", required=True, help="the workspace's name (required)")
+    create.add_argument(
+        "--domain", action="append", help="a domain, verified on your word; repeatable (default: none)"
+    )
+    create.add_argument(
+        "--seats",
+        type=whole_number(0, MAX_SEATS_ADDED, "seats"),
+        default=0,
+        help="seats to start with (default: 0)",
+    )
+    create.add_argument(
+        "--auto-seats", action="store_true", help="turn automatic seat assignment on (default: off)"
+    )
     create.set_defaults(run=cmd_workspace_create)
 
-    token = sub.add_parser("token").add_subparsers(dest="action", required=True)
-    tcreate = token.add_parser("create", help="issue a SCIM token; prints token_id and token")
-    tcreate.add_argument("--workspace", required=True)
-    tcreate.add_argument("--name", required=True)
-    tcreate.add_argument("--scope", action="append", choices=["scim:read", "scim:write"])
+    token = sub.add_parser("token", help="issue a SCIM token", **documented(*DATABASE))
+    tcreate = token.add_subparsers(dest="action", required=True).add_parser(
+        "create", help="issue a SCIM token; prints token_id and token", **documented(*DATABASE)
+    )
+    tcreate.add_argument("--workspace", required=True, help="the workspace's id (required)")
+    tcreate.add_argument("--name", required=True, help="the token's name (required)")
+    tcreate.add_argument(
+        "--scope",
+        action="append",
+        choices=["scim:read", "scim:write"],
+        help="repeatable (default: both scim:read and scim:write)",
+    )
     tcreate.set_defaults(run=cmd_token_create)
 
-    domain_cli.register(sub)
+    admin_key_cli.register(sub, **documented(*DATABASE))
+    domain_cli.register(sub, **documented(*DATABASE, "SCIMLEDGER_DNS_SERVERS"))
+    person_cli.register(sub, **documented(*DATABASE))
 
-    projections = sub.add_parser("projections").add_subparsers(dest="action", required=True)
-    rebuild = projections.add_parser("rebuild", help="rebuild every projection from position 0")
-    rebuild.add_argument("--verify", action="store_true", help="exit non-zero unless rebuilt == live")
+    projections = sub.add_parser("projections", help="rebuild the read models", **documented(*DATABASE))
+    rebuild = projections.add_subparsers(dest="action", required=True).add_parser(
+        "rebuild", help="rebuild every projection from position 0", **documented(*DATABASE)
+    )
+    rebuild.add_argument(
+        "--verify", action="store_true", help="exit non-zero unless rebuilt == live (default: off)"
+    )
     rebuild.set_defaults(run=cmd_projections_rebuild)
-    audit = sub.add_parser("audit").add_subparsers(dest="action", required=True)
-    verify = audit.add_parser("verify", help="verify hash chains (and a checkpoint); exit 1 if one is broken")
+
+    verifying = (*DATABASE, "SCIMLEDGER_SIGNING_KEY")
+    audit = sub.add_parser("audit", help="verify, sign and export the log", **documented(*verifying))
+    audits = audit.add_subparsers(dest="action", required=True)
+    verify = audits.add_parser(
+        "verify",
+        help="verify hash chains (and a checkpoint); exit 1 if one is broken or there is nothing to verify",
+        **documented(*verifying),
+    )
     verify.add_argument("--workspace", help="only this workspace (default: every workspace)")
     verify.add_argument(
-        "--checkpoint", metavar="FILE", help="also prove the log still extends this checkpoint"
+        "--checkpoint",
+        metavar="FILE",
+        help="also prove the log still extends this checkpoint (default: none)",
     )
     verify.add_argument(
-        "--public-key", metavar="FILE", help="PEM that verifies the checkpoint (default: own key)"
+        "--public-key",
+        metavar="FILE",
+        help="PEM that verifies the checkpoint (default: the public half of the signing key)",
     )
-    verify.add_argument("--file", metavar="FILE", help="an NDJSON export to verify, with no database")
+    verify.add_argument(
+        "--file", metavar="FILE", help="an NDJSON export to verify, with no database (default: the database)"
+    )
     verify.set_defaults(run=cmd_audit_verify)
-    checkpoint = audit.add_parser("checkpoint", help="sign a checkpoint of a workspace's current head")
-    checkpoint.add_argument("--workspace", required=True)
-    checkpoint.add_argument("--output", metavar="FILE", help="also write the checkpoint to FILE")
+    checkpoint = audits.add_parser(
+        "checkpoint", help="sign a checkpoint of a workspace's current head", **documented(*verifying)
+    )
+    checkpoint.add_argument("--workspace", required=True, help="the workspace's id (required)")
+    checkpoint.add_argument(
+        "--output", metavar="FILE", help="also write the checkpoint to FILE (default: stdout only)"
+    )
     checkpoint.set_defaults(run=cmd_audit_checkpoint)
-    public_key = audit.add_parser("public-key", help="print the public key that verifies checkpoints")
-    public_key.add_argument("--output", metavar="FILE", help="also write the key to FILE (PEM)")
+    public_key = audits.add_parser(
+        "public-key",
+        help="print the public key that verifies checkpoints",
+        **documented("SCIMLEDGER_HOME", "SCIMLEDGER_SIGNING_KEY"),
+    )
+    public_key.add_argument(
+        "--output", metavar="FILE", help="also write the key to FILE, PEM (default: stdout only)"
+    )
     public_key.set_defaults(run=cmd_audit_public_key)
-    aexport = audit.add_parser("export", help="write a workspace's events as NDJSON or CSV")
-    aexport.add_argument("--workspace", required=True)
-    aexport.add_argument("--format", choices=["ndjson", "csv"], default="ndjson")
-    aexport.add_argument("--since", help="RFC 3339 time, inclusive")
-    aexport.add_argument("--until", help="RFC 3339 time, exclusive")
+    aexport = audits.add_parser(
+        "export", help="write a workspace's events as NDJSON or CSV", **documented(*DATABASE)
+    )
+    aexport.add_argument("--workspace", required=True, help="the workspace's id (required)")
+    aexport.add_argument("--format", choices=["ndjson", "csv"], default="ndjson", help="(default: ndjson)")
+    aexport.add_argument("--since", help="RFC 3339 time, inclusive (default: the first event)")
+    aexport.add_argument("--until", help="RFC 3339 time, exclusive (default: the head of the log)")
     aexport.add_argument("--output", metavar="FILE", help="write to FILE (default: stdout)")
     aexport.set_defaults(run=cmd_audit_export)
-    replay = sub.add_parser("replay", help="rebuild a workspace's read model as of a time into a schema")
-    replay.add_argument("--workspace", required=True)
+
+    replay = sub.add_parser(
+        "replay", help="rebuild a workspace's read model as of a time into a schema", **documented(*OWNER)
+    )
+    replay.add_argument("--workspace", required=True, help="the workspace's id (required)")
     replay.add_argument("--until", help="RFC 3339 time (default: the head of the log)")
-    replay.add_argument("--into", required=True, metavar="SCHEMA", help="a new schema, e.g. audit_2026_03")
-    replay.add_argument("--replace", action="store_true", help="drop and rebuild an earlier replay's schema")
+    replay.add_argument(
+        "--into", required=True, metavar="SCHEMA", help="a new schema, e.g. audit_2026_03 (required)"
+    )
+    replay.add_argument(
+        "--replace", action="store_true", help="drop and rebuild an earlier replay's schema (default: off)"
+    )
     replay.set_defaults(run=cmd_replay)
     return p
 
 
+def no_database(location: HomeLocation, missing: pg.NoEmbeddedData) -> ConfigError:
+    """Defect 3: a command other than ``serve`` never makes a database; it says where it looked."""
+    if not location.found:
+        return HomeNotFound(location.looked)
+    how = {"SCIMLEDGER_HOME": "from SCIMLEDGER_HOME", "current directory": "in the current directory"}
+    found = how.get(location.how, f"recorded in {record_file()}")
+    return ConfigError(
+        "SCIMLEDGER_HOME",
+        f"{missing.home} ({found}) holds no scimledger database; `scimledger serve` creates it there, "
+        "or set DATABASE_URL",
+    )
+
+
+def _fail(message: str, code: int) -> int:
+    sys.stderr.write(f"error: {message}\n")
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    settings = Settings.from_env()
+    settings: Settings | None = None
     try:
+        check_environment()
+        args.home_location = location = locate_home(serving=args.command == "serve")
+        if location.found or args.command == "serve":  # every module reading it uses the one found here
+            os.environ["SCIMLEDGER_HOME"] = str(location.path)
+        settings = Settings.from_env(home=location.path)
         code: int = args.run(args, settings)
+    except pg.NoEmbeddedData as missing:
+        return _fail(str(no_database(location, missing)), 1)
+    except DatabaseUnavailable as error:
+        return _fail(str(error), 1)
+    except ConfigError as error:
+        return _fail(str(error), 2)
     except DomainError as error:
-        sys.stderr.write(f"error: {error.message}\n")
-        return 2
-    except (OSError, asyncpg.PostgresError) as error:
-        sys.stderr.write(f"error: {error}\n")
-        return 1
+        return _fail(error.message, 2)
+    except KeyboardInterrupt:
+        return 130
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+        connecting = isinstance(error, ConnectionError | socket.gaierror) or "Connect call failed" in str(
+            error
+        )
+        if connecting and settings is not None:
+            return _fail(f"{database_setting(settings)}: cannot connect to PostgreSQL: {reason(error)}", 1)
+        return _fail(str(error), 1)
+    except RuntimeError as error:  # the embedded server did not start (its log is named)
+        return _fail(str(error), 1)
     return code
 
 

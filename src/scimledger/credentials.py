@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
+import os
 import secrets
 import zlib
+from pathlib import Path
 
 SCIM_TOKEN_PREFIX = "sltok"
 ADMIN_KEY_PREFIX = "slkey"
@@ -42,7 +45,7 @@ def well_formed(secret: str, prefix: str) -> bool:
     head, sep, rest = secret.partition("_")
     if head != prefix or not sep or len(rest) != _BODY_LENGTH + _CHECK_LENGTH:
         return False
-    if any(c not in _ALPHABET for c in rest):
+    if not (rest.isascii() and rest.isalnum()):  # the base62 alphabet, _ALPHABET
         return False
     body, check = rest[:_BODY_LENGTH], rest[_BODY_LENGTH:]
     return hmac.compare_digest(_checksum(body), check)
@@ -50,3 +53,22 @@ def well_formed(secret: str, prefix: str) -> bool:
 
 def secret_hash(secret: str) -> bytes:
     return hashlib.sha256(secret.encode()).digest()
+
+
+DEMO_FILE = "demo-credentials.json"
+
+
+def demo_path(home: Path) -> Path:
+    """Where the first run keeps the demo workspace's id, SCIM token and admin key (README "Two commands")."""
+    return home / DEMO_FILE
+
+
+def save_demo(home: Path, demo: dict[str, str]) -> Path:
+    """Write the demo credentials readable by their owner only (mode 0600 from the start)."""
+    home.mkdir(parents=True, exist_ok=True)
+    path = demo_path(home)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(json.dumps(demo, indent=2) + "\n")
+    path.chmod(0o600)
+    return path

@@ -66,19 +66,22 @@ def cmd_domain_verify(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def register(sub: Any) -> None:
-    """Add ``domain add`` and ``domain verify`` to the CLI's subcommands."""
-    domain = sub.add_parser("domain").add_subparsers(dest="action", required=True)
-    add = domain.add_parser("add", help="add a domain unverified; prints the DNS challenge to publish")
-    add.add_argument("--workspace", required=True)
-    add.add_argument("--domain", required=True)
+def register(sub: Any, **common: Any) -> None:
+    """Add ``domain add`` and ``domain verify`` to the CLI's subcommands (``common``: parser options)."""
+    domain = sub.add_parser("domain", help="add and verify a workspace's domains", **common)
+    actions = domain.add_subparsers(dest="action", required=True)
+    add = actions.add_parser(
+        "add", help="add a domain unverified; prints the DNS challenge to publish", **common
+    )
+    add.add_argument("--workspace", required=True, help="the workspace's id (required)")
+    add.add_argument("--domain", required=True, help="the domain, e.g. acme.test (required)")
     add.set_defaults(run=cmd_domain_add)
-    verify = domain.add_parser("verify", help="verify a domain by its DNS challenge (or --no-dns)")
-    verify.add_argument("--workspace", required=True)
-    verify.add_argument("--domain", required=True)
+    verify = actions.add_parser("verify", help="verify a domain by its DNS challenge (or --no-dns)", **common)
+    verify.add_argument("--workspace", required=True, help="the workspace's id (required)")
+    verify.add_argument("--domain", required=True, help="the domain, e.g. acme.test (required)")
     verify.add_argument(
         "--no-dns",
         action="store_true",
-        help="no DNS check: verified on the operator's word (on-premises), recorded as such",
+        help="no DNS check: verified on the operator's word (on-premises), recorded as such (default: off)",
     )
     verify.set_defaults(run=cmd_domain_verify)

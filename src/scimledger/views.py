@@ -183,6 +183,13 @@ async def get_group(
     return GroupRow.of(row) if row else None
 
 
+async def group_version(conn: asyncpg.Pool | asyncpg.Connection, group_id: UUID) -> int | None:
+    """The group's version as its ETag shows it (RFC 7644 §3.14): it moves with its members too
+    (``projections/scim_groups.py``), so ``If-Match`` is checked against it, not the Team stream's."""
+    value = await conn.fetchval("SELECT version FROM scim_groups WHERE id = $1", group_id)
+    return None if value is None else int(value)
+
+
 async def members_for_groups(
     conn: asyncpg.Pool | asyncpg.Connection, group_ids: list[UUID]
 ) -> dict[UUID, list[dict[str, Any]]]:
@@ -269,3 +276,37 @@ async def person_was_member(
             person_id,
         )
     )
+
+
+@dataclass(frozen=True)
+class Holders:
+    """Who holds a userName and an externalId in a workspace (README "Identity rule"), and whether the
+    person was ever a member there: what a provisioning decides on, read in one round trip."""
+
+    user_name: UUID | None
+    external_id: UUID | None
+    was_member: bool
+
+
+async def holders(
+    conn: asyncpg.Pool | asyncpg.Connection,
+    workspace_id: UUID,
+    user_name_key: str | None,
+    external_id: str | None,
+    person_id: UUID | None = None,
+) -> Holders:
+    """The visible members holding ``user_name_key`` and ``external_id`` (the unique indexes
+    ``scim_users_user_name_unique`` / ``scim_users_external_id_unique`` enforce the same sets at commit)."""
+    row = await conn.fetchrow(
+        """SELECT (SELECT id FROM scim_users WHERE workspace_id = $1 AND user_name_key = $2
+                     AND status <> 'deprovisioned'),
+                  (SELECT id FROM scim_users WHERE workspace_id = $1 AND external_id = $3
+                     AND status <> 'deprovisioned'),
+                  $4::uuid IS NOT NULL
+                  AND EXISTS (SELECT 1 FROM scim_users WHERE workspace_id = $1 AND person_id = $4)""",
+        workspace_id,
+        user_name_key,
+        external_id,
+        person_id,
+    )
+    return Holders(row[0], row[1], bool(row[2]))

@@ -306,6 +306,7 @@ async def test_pages_never_skip_or_repeat_an_event_while_events_are_appended(
             cursor = page["next_cursor"]
             if cursor is None:
                 return committed, found, await pool.fetchval("SELECT max(position) FROM events")
+            await asyncio.sleep(0.02)  # a client between pages: the writer goes on meanwhile
 
     _, (committed, found, head_after_reading) = await asyncio.gather(append(), read())
     assert head_after_reading > committed[-1]  # events were appended while the pages were read

@@ -78,8 +78,8 @@ def test_projections_rebuild_verify_exits_zero(server: tuple[str, dict[str, str]
 
 
 def test_two_workers_read_their_writes(two_worker_server: tuple[str, dict[str, str], Path]) -> None:
-    """DESIGN.md read-your-writes: once a POST answered 201, a look-up on a new connection (which may land on
-    the other worker) finds the user, every time."""
+    """docs/architecture.md read-your-writes: once a POST answered 201, a look-up on a new connection (which
+    may land on the other worker) finds the user, every time."""
     url, _, home = two_worker_server
     demo = json.loads((home / "demo-credentials.json").read_text())
     auth = {"Authorization": f"Bearer {demo['token']}"}

@@ -30,8 +30,31 @@ async def test_50_concurrent_posts_of_one_user_name_give_one_201_and_49_409(
         "SELECT count(*) FROM events WHERE event_type IN ('MemberProvisioned', 'MemberLinked')"
     )
     assert created == 1
-    assert await pool.fetchval("SELECT count(*) FROM events WHERE event_type = 'UniquenessClaimed'") == 2
     assert await pool.fetchval("SELECT count(*) FROM scim_users") == 1
+
+
+async def test_a_provisioning_appends_the_member_and_its_seat_only(
+    client: httpx.AsyncClient, workspace: Workspace, app: Any
+) -> None:
+    """Issue 9: uniqueness of userName and externalId is the read model's unique index, in the append's
+    own transaction, so no UniquenessClaimed events; what an auditor cares about stays."""
+    before = await app.state.pool.fetchval("SELECT count(*) FROM events")
+    body = {"userName": "one@example.com", "externalId": "ext-one"}
+    assert (await client.post("/scim/v2/Users", json=body, headers=workspace.auth)).status_code == 201
+    rows = await app.state.pool.fetch("SELECT event_type FROM events ORDER BY position OFFSET $1", before)
+    assert sorted(r[0] for r in rows) == ["MemberProvisioned", "SeatAssigned"]
+
+
+async def test_an_external_id_held_by_another_member_is_409_and_appends_nothing(
+    client: httpx.AsyncClient, workspace: Workspace, app: Any
+) -> None:
+    first = {"userName": "first@example.com", "externalId": "shared"}
+    assert (await client.post("/scim/v2/Users", json=first, headers=workspace.auth)).status_code == 201
+    before = await app.state.pool.fetchval("SELECT count(*) FROM events")
+    second = {"userName": "second@example.com", "externalId": "shared"}
+    response = await client.post("/scim/v2/Users", json=second, headers=workspace.auth)
+    assert (response.status_code, response.json()["scimType"]) == (409, "uniqueness")
+    assert await app.state.pool.fetchval("SELECT count(*) FROM events") == before
 
 
 async def test_concurrent_posts_of_different_users_all_succeed(

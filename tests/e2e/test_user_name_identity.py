@@ -63,9 +63,11 @@ async def test_the_admin_api_follows_the_same_rule(
     client: httpx.AsyncClient, workspace: Workspace, first: str, second: str, same: bool
 ) -> None:
     admin = {"Authorization": f"Bearer {workspace.admin_key}"}
-    created = await client.post("/api/v1/members", json={"user_name": first}, headers=admin)
+    # Where the invitation goes, for a userName that is not itself a mail address (README "Where mail goes").
+    mail = {"email": "invitee@example.com"}
+    created = await client.post("/api/v1/members", json={"user_name": first, **mail}, headers=admin)
     assert created.status_code == 201, created.text
-    again = await client.post("/api/v1/members", json={"user_name": second}, headers=admin)
+    again = await client.post("/api/v1/members", json={"user_name": second, **mail}, headers=admin)
     assert again.status_code == (409 if same else 201), again.text
     assert await found_by_eq(client, workspace, second) == 1
 

@@ -21,6 +21,7 @@ import httpx
 
 from tests.faults.cluster import Creds
 from tests.faults.load import TIMEOUT, Outcome
+from tests.faults.processes import MASTER_KEY
 
 CLI = [sys.executable, "-m", "scimledger.cli"]
 
@@ -111,6 +112,7 @@ async def creates_exist_once(base: str, creds: dict[str, Creds], outcomes: list[
 def _cli(owner_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCIMLEDGER_")}
     env.update(DATABASE_URL=owner_url, SCIMLEDGER_HOME=tempfile.mkdtemp(prefix="scimledger-faults-cli-"))
+    env.update(SCIMLEDGER_MASTER_KEY=MASTER_KEY)  # the servers' (issue 11)
     return subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=300, check=False)
 
 

@@ -15,8 +15,12 @@ from pathlib import Path
 
 import httpx
 
+from scimledger.store.keys import MASTER_ENV, new_secret_text
+
 CLI = [sys.executable, "-m", "scimledger.cli"]
 STARTUP_SECONDS = 60.0
+# One master key for every process of a run (personal data keys, issue 11): the servers and the CLI checks.
+MASTER_KEY = os.environ.get(MASTER_ENV) or new_secret_text()
 
 
 def free_port() -> int:
@@ -45,6 +49,7 @@ class ServeProcess:
         self.env.update(
             DATABASE_URL=database_url,
             SCIMLEDGER_HOME=str(self.log_dir / f"{name}-home"),
+            SCIMLEDGER_MASTER_KEY=MASTER_KEY,  # servers on one database share it (README "Erasure")
             SCIMLEDGER_RATE_LIMIT="0",
             SCIMLEDGER_AUTH_FAILURE_LIMIT="0",
             **(env or {}),

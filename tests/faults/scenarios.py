@@ -451,10 +451,11 @@ async def kill_during_backlog(cluster: Cluster, options: Options) -> Report:
 
 
 async def projected(conn: asyncpg.Connection) -> int:
-    """How far the outbox projection has committed (0: not yet)."""
+    """How many events the outbox projection has committed past (0: not yet)."""
     return int(
         await conn.fetchval(
-            "SELECT coalesce(max(position), 0) FROM projection_tracking WHERE projection = 'outbox'"
+            """SELECT count(*) FROM events e, projection_tracking t
+                WHERE t.projection = 'outbox' AND (e.tx, e.position) <= (t.tx, t.position)"""
         )
     )
 

@@ -3,8 +3,9 @@ standard library: asyncio on 127.0.0.1 and a free port, in a thread of its own, 
 other processes (``SCIMLEDGER_SMTP_URL``) can use it.
 
 It records every message it accepts. ``decide`` chooses what happens at the end of each DATA:
-``"accept"`` (record, 250), ``"fail"`` (451, not recorded) or ``"hang"`` (record, then never answer until
-``release()`` or the receiver stops: the mail server took the message but its answer never came back).
+``"accept"`` (record, 250), ``"fail"`` (451, not recorded), ``"refuse"`` (554, refused for good, not
+recorded) or ``"hang"`` (record, then never answer until ``release()`` or the receiver stops: the mail server
+took the message but its answer never came back).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Literal
 
-Decision = Literal["accept", "fail", "hang"]
+Decision = Literal["accept", "fail", "refuse", "hang"]
 
 
 @dataclass(frozen=True)
@@ -154,6 +155,9 @@ class SmtpReceiver:
         decision = self.decide(received)
         if decision == "fail":
             writer.write(b"451 try again later\r\n")
+            return True
+        if decision == "refuse":
+            writer.write(b"554 message refused\r\n")
             return True
         with self._lock:
             self._messages.append(received)

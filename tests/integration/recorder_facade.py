@@ -5,7 +5,8 @@ interfaces are synchronous; ``scimledger.store.recorder`` is async. Each facade 
 event loop running in a background thread, and one asyncpg pool (``scimledger.pg.create_pool``) on that loop;
 every call submits a coroutine to the loop (``asyncio.run_coroutine_threadsafe``) and waits for its result.
 Nothing here re-implements the log: writes go through ``recorder.append`` (``scimledger_append``) into one
-fixed test workspace, reads through ``recorder.select_events`` / ``select_log`` / ``max_position``.
+fixed test workspace, reads through ``recorder.select_events`` / ``select_workspace_log`` /
+``max_workspace_position`` (one workspace's log is in position order, its commit order).
 
 Tracking uses the ``projection_tracking`` table (one row per projection, i.e. the library's "single-row
 tracking"): an upsert that only moves the position forwards, so recording a position lower than or equal
@@ -220,11 +221,12 @@ class RecorderFacade(Recorder):
 
     # --- shared operations ----------------------------------------------------------------------------------
     async def _insert(self, stored_events: Sequence[StoredEvent], tracking: Tracking | None) -> list[int]:
-        """One transaction: the tracking row (if any), then the append (which takes the log lock last)."""
+        """One transaction: the append (its first write, schema.sql), then the tracking row (if any)."""
         async with self.pool.acquire() as conn, conn.transaction():
+            positions = await recorder.append(conn, self.workspace_id, list(stored_events), self.metadata)
             if tracking is not None:
                 await _insert_tracking(conn, tracking)
-            return await recorder.append(conn, self.workspace_id, list(stored_events), self.metadata)
+            return positions
 
     def select_events(
         self,
@@ -273,15 +275,17 @@ class FacadeApplicationRecorder(RecorderFacade, ApplicationRecorder):
         *,
         inclusive_of_start: bool = True,
     ) -> Sequence[Notification]:
-        # select_log reads positions strictly after ``after``.
+        # select_workspace_log reads positions strictly after ``after``.
         after = 0 if start is None else (start - 1 if inclusive_of_start else start)
         logged = self._call(
-            recorder.select_log(self.pool, after=after, limit=limit, stop=stop, event_types=list(topics))
+            recorder.select_workspace_log(
+                self.pool, TEST_WORKSPACE_ID, after=after, limit=limit, stop=stop, event_types=list(topics)
+            )
         )
         return [recorder.as_notification(event) for event in logged]
 
     def max_notification_id(self) -> int | None:
-        return self._call(recorder.max_position(self.pool))
+        return self._call(recorder.max_workspace_position(self.pool, TEST_WORKSPACE_ID))
 
     def subscribe(
         self, gt: int | None = None, topics: Sequence[str] = ()

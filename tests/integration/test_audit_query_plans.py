@@ -1,5 +1,5 @@
 """Every audit log filter is an index scan that reads about one page, not the workspace's events (issue 7,
-"Audit API"; DESIGN.md "Queries").
+"Audit API"; docs/architecture.md "Queries").
 
 The log is filled with 60,000 events, 42,000 of them in our workspace: one member named by a third of the
 seat and membership events, one team by a third of the memberships, three token actors, rare admin and

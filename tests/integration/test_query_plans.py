@@ -1,4 +1,5 @@
-"""The common IdP look-ups are index scans (DESIGN.md "Queries"; message-db: query plans are tested).
+"""The common IdP look-ups are index scans (docs/architecture.md, "Shape", queries; message-db: query plans
+are tested).
 
 The read-model tables are filled with 5,000 users and 2,000 groups in other workspaces plus a few in ours,
 analysed, and the exact SQL the app runs for each filter is explained.

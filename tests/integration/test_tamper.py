@@ -116,14 +116,14 @@ async def state_of(pool: asyncpg.Pool, position: int) -> bytes:
 
 def one_byte_changed(state: bytes) -> bytes:
     """The same JSON with one letter of a value changed (still valid JSON, still UTF-8)."""
-    at = state.index(b"User ")  # in the displayName "User n"
+    at = state.index(b'"member"') + 1  # in the role (in clear; personal fields are sealed: issue 11)
     return state[:at] + b"Z" + state[at + 1 :]
 
 
-async def first_event_with_display_name(pool: asyncpg.Pool, log: Log) -> int:
+async def first_provisioning(pool: asyncpg.Pool, log: Log) -> int:
     position = await pool.fetchval(
         """SELECT min(position) FROM events
-            WHERE workspace_id = $1 AND position > $2 AND convert_from(state, 'UTF8') LIKE '%User %'""",
+            WHERE workspace_id = $1 AND position > $2 AND event_type = 'MemberProvisioned'""",
         log.workspace,
         log.middle - 1,
     )
@@ -156,7 +156,7 @@ async def test_a_workspace_without_events_is_not_verified(pool: asyncpg.Pool, lo
 
 # --- the matrix ---------------------------------------------------------------------------------------------
 async def test_a_changed_payload_byte_is_a_hash_mismatch(pool: asyncpg.Pool, log: Log) -> None:
-    position = await first_event_with_display_name(pool, log)
+    position = await first_provisioning(pool, log)
     forged = one_byte_changed(await state_of(pool, position))
     # data changes with it, so only the hash can tell
     await tamper(
@@ -184,11 +184,12 @@ async def test_a_payload_turned_into_invalid_utf8_is_reported_not_an_error(
 async def test_a_changed_jsonb_copy_is_caught_in_a_batch_postgresql_cannot_compare(
     pool: asyncpg.Pool, log: Log
 ) -> None:
-    position = await first_event_with_display_name(pool, log)
+    position = await first_provisioning(pool, log)
     await tamper(
         pool,
         (
-            "UPDATE events SET data = replace(data::text, 'User ', 'Zser ')::jsonb WHERE position = $1",
+            "UPDATE events SET data = replace(data::text, '\"member\"', '\"Zember\"')::jsonb"
+            " WHERE position = $1",
             position,
         ),
         ("UPDATE events SET state = '\\xff'::bytea || state WHERE position = $1", log.positions[-1]),
@@ -198,11 +199,12 @@ async def test_a_changed_jsonb_copy_is_caught_in_a_batch_postgresql_cannot_compa
 
 
 async def test_a_changed_jsonb_copy_alone_is_caught(pool: asyncpg.Pool, log: Log) -> None:
-    position = await first_event_with_display_name(pool, log)
+    position = await first_provisioning(pool, log)
     await tamper(
         pool,
         (
-            "UPDATE events SET data = replace(data::text, 'User ', 'Zser ')::jsonb WHERE position = $1",
+            "UPDATE events SET data = replace(data::text, '\"member\"', '\"Zember\"')::jsonb"
+            " WHERE position = $1",
             position,
         ),
     )
@@ -232,6 +234,23 @@ async def test_a_changed_type_is_a_hash_mismatch(pool: asyncpg.Pool, log: Log) -
     await tamper(pool, ("UPDATE events SET event_type = 'MemberSuspended' WHERE position = $1", log.middle))
     report = await verify(pool, log)
     assert (report.broken_at, report.reason) == (log.middle, chain.HASH_MISMATCH)
+
+
+async def test_the_workspace_sequence_is_gapless_and_numbers_the_chain(pool: asyncpg.Pool, log: Log) -> None:
+    seqs = await pool.fetch("SELECT seq FROM events WHERE workspace_id = $1 ORDER BY position", log.workspace)
+    assert [r[0] for r in seqs] == list(range(1, len(log.positions) + 1))
+
+
+async def test_a_changed_seq_is_a_seq_mismatch(pool: asyncpg.Pool, log: Log) -> None:
+    await tamper(pool, ("UPDATE events SET seq = seq + 1 WHERE position = $1", log.middle))
+    report = await verify(pool, log)
+    assert (report.broken_at, report.reason) == (log.middle, chain.SEQ_MISMATCH)
+
+
+async def test_a_seq_removed_after_numbered_events_is_a_seq_mismatch(pool: asyncpg.Pool, log: Log) -> None:
+    await tamper(pool, ("UPDATE events SET seq = NULL WHERE position = $1", log.middle))
+    report = await verify(pool, log)
+    assert (report.broken_at, report.reason) == (log.middle, chain.SEQ_MISMATCH)
 
 
 async def test_changed_metadata_is_a_hash_mismatch(pool: asyncpg.Pool, log: Log) -> None:
@@ -276,9 +295,10 @@ async def test_an_inserted_event_with_a_plausible_hash_breaks_the_link_of_the_ne
         middle["metadata_text"],
     )
     insert = """INSERT INTO events (position, workspace_id, stream_id, stream_version, event_type, state,
-                                    data, metadata, recorded_at, prev_hash, hash)
+                                    data, metadata, recorded_at, prev_hash, hash, seq)
                 VALUES ($1, $2, $3, 1, 'MemberProvisioned', $4, convert_from($4, 'UTF8')::jsonb,
-                        $5::text::jsonb, $6, $7, $8)"""
+                        $5::text::jsonb, $6, $7, $8, $9)"""
+    seq = await pool.fetchval("SELECT seq + 1 FROM events WHERE position = $1", log.middle)  # its place
     await tamper(
         pool,
         (SHIFT, log.workspace, log.middle),
@@ -292,6 +312,7 @@ async def test_an_inserted_event_with_a_plausible_hash_breaks_the_link_of_the_ne
             middle["recorded_at"],
             bytes(middle["hash"]),
             forged,
+            seq,
         ),
     )
     report = await verify(pool, log)
@@ -326,7 +347,7 @@ async def test_a_tail_rewritten_with_recomputed_hashes_passes_plain_verification
     pool: asyncpg.Pool, log: Log
 ) -> None:
     made = await signed_head(pool, log)
-    position = await first_event_with_display_name(pool, log)
+    position = await first_provisioning(pool, log)
     forged = one_byte_changed(await state_of(pool, position))
     await tamper(
         pool,

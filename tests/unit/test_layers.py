@@ -1,5 +1,5 @@
-"""The dependency rule (DESIGN.md): domain and scim import nothing else from the project; api is the only
-HTTP layer; handlers never import the api."""
+"""The dependency rule (docs/architecture.md): domain and scim import nothing else from the project; api is
+the only HTTP layer; handlers never import the api."""
 
 from __future__ import annotations
 

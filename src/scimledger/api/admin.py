@@ -1,7 +1,8 @@
 """The admin API (``/api/v1``, ``Authorization: Bearer <admin key>``, one workspace per key).
 
 Errors are ``{"error": {"code", "message"}}``. A key of one workspace sees nothing of another: an id of
-another workspace is 404, as for a missing one. Paths are a contract other tools depend on.
+another workspace is 404, as for a missing one. Paths are a contract other tools depend on. Lists page
+(``admin_pages``); admin keys are ``api/admin_keys.py``.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from scimledger import admin_views, credentials, handlers
-from scimledger.api import rate_limit, request_context
+from scimledger.api import admin_pages, rate_limit, request_context
 from scimledger.api.responses import JSONResponse
+from scimledger.domain.addresses import is_email_address, notify_address
 from scimledger.domain.errors import InvalidCommand, UnknownResource
+from scimledger.domain.member import ROLES
 from scimledger.scim.errors import Unauthorized
 from scimledger.store.event_store import Metadata
 
@@ -67,7 +70,8 @@ def _field(body: dict[str, Any], name: str, kind: type, *, required: bool = True
     if value is None and not required:
         return None
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise InvalidCommand(f"{name} is required and must be a {kind.__name__}")
+        needed = "is required and must be" if required else "must be"
+        raise InvalidCommand(f"{name} {needed} a {kind.__name__}")
     return value
 
 
@@ -145,17 +149,18 @@ async def create_token(request: Request) -> Response:
         scopes=tuple(scopes),
     )
     issued = await handlers.issue_token(request.app.state.store, command, _meta(request, principal))
-    listed = next(
-        t
-        for t in await admin_views.tokens(request.app.state.pool, principal.workspace_id)
-        if t["id"] == str(issued.token_id)
-    )
+    listed = await admin_views.token(request.app.state.pool, principal.workspace_id, issued.token_id)
+    assert listed is not None  # the inline projection wrote it in the same transaction
     return JSONResponse({**listed, "token": issued.token}, status_code=201)
 
 
 async def list_tokens(request: Request) -> Response:
     principal = await _principal(request)
-    return JSONResponse({"tokens": await admin_views.tokens(request.app.state.pool, principal.workspace_id)})
+    query = admin_pages.page_query(request, "tokens", principal.workspace_id, {})
+    page = await admin_views.tokens(
+        request.app.state.pool, principal.workspace_id, after=query.after, limit=query.limit
+    )
+    return _page_response(request, "tokens", principal.workspace_id, query, page)
 
 
 async def revoke_token(request: Request) -> Response:
@@ -167,17 +172,26 @@ async def revoke_token(request: Request) -> Response:
 
 
 # --- members ------------------------------------------------------------------------------------------------
+MEMBER_FILTERS = {
+    "status": ("active", "invited", "suspended", "deprovisioned"),
+    "role": ROLES,
+    "managed_by": ("idp", "app"),
+}
+
+
 async def list_members(request: Request) -> Response:
     principal = await _principal(request)
-    params = request.query_params
-    found = await admin_views.members(
+    query = admin_pages.page_query(request, "members", principal.workspace_id, MEMBER_FILTERS)
+    page = await admin_views.members(
         request.app.state.pool,
         principal.workspace_id,
-        status=params.get("status") or None,
-        role=params.get("role") or None,
-        managed_by=params.get("managed_by") or None,
+        status=query.filters["status"],
+        role=query.filters["role"],
+        managed_by=query.filters["managed_by"],
+        after=query.after,
+        limit=query.limit,
     )
-    return JSONResponse({"members": found})
+    return _page_response(request, "members", principal.workspace_id, query, page)
 
 
 async def _member_response(
@@ -195,7 +209,9 @@ async def get_member(request: Request) -> Response:
 
 
 async def create_member(request: Request) -> Response:
-    """An app-managed member (the IdP never touches it until it provisions the same person: then linked)."""
+    """An app-managed member (the IdP never touches it until it provisions the same person: then linked).
+    README "Workspace rules": mail goes to ``user_name`` when it is an email address, else to ``email``; an
+    admin does not invite someone the invitation cannot reach (400)."""
     principal = await _principal(request)
     body = await _body(request)
     user_name = _field(body, "user_name", str).strip()
@@ -204,11 +220,19 @@ async def create_member(request: Request) -> Response:
     role = _field(body, "role", str, required=False) or "member"
     if role not in ("member", "admin"):
         raise InvalidCommand("role must be member or admin")
+    profile: dict[str, Any] = {"userName": user_name, "roles": [{"value": role}]}
+    email = _field(body, "email", str, required=False)
+    if email is not None:  # where mail goes when user_name is no email address (README "Workspace rules")
+        if not is_email_address(email.strip()):
+            raise InvalidCommand(f"email must be an email address such as dan@example.com, not {email!r}")
+        profile["emails"] = [{"value": email.strip(), "primary": True}]
+    if notify_address(user_name, profile) is None:  # the invitation would go nowhere
+        raise InvalidCommand(
+            f"user_name {user_name!r} is not an email address: give the person's email address in email, "
+            "where the invitation goes"
+        )
     command = handlers.ProvisionUser(
-        workspace_id=principal.workspace_id,
-        user_name=user_name,
-        profile={"userName": user_name, "roles": [{"value": role}]},
-        managed_by="app",
+        workspace_id=principal.workspace_id, user_name=user_name, profile=profile, managed_by="app"
     )
     done = await handlers.provision_user(request.app.state.store, command, _meta(request, principal))
     return await _member_response(request, principal.workspace_id, done.member.id, status=201)
@@ -239,17 +263,24 @@ async def accept_invite(request: Request) -> Response:
 # --- teams --------------------------------------------------------------------------------------------------
 async def list_teams(request: Request) -> Response:
     principal = await _principal(request)
-    return JSONResponse({"teams": await admin_views.teams(request.app.state.pool, principal.workspace_id)})
+    query = admin_pages.page_query(request, "teams", principal.workspace_id, {})
+    page = await admin_views.teams(
+        request.app.state.pool, principal.workspace_id, after=query.after, limit=query.limit
+    )
+    return _page_response(request, "teams", principal.workspace_id, query, page)
 
 
 async def _team_response(request: Request, workspace_id: UUID, team_id: UUID, status: int = 200) -> Response:
-    team = next(
-        (t for t in await admin_views.teams(request.app.state.pool, workspace_id) if t["id"] == str(team_id)),
-        None,
-    )
+    team = await admin_views.team(request.app.state.pool, workspace_id, team_id)
     if team is None:
         raise UnknownResource(f"team {team_id} not found")
     return JSONResponse(team, status_code=status)
+
+
+async def get_team(request: Request) -> Response:
+    """One team, archived too, as ``GET /api/v1/teams`` lists it."""
+    principal = await _principal(request)
+    return await _team_response(request, principal.workspace_id, _id(request, "team"))
 
 
 async def create_team(request: Request) -> Response:
@@ -274,9 +305,25 @@ async def unlink_team(request: Request) -> Response:
 # --- drift and outbox ---------------------------------------------------------------------------------------
 async def list_drift(request: Request) -> Response:
     principal = await _principal(request)
-    return JSONResponse({"drift": await admin_views.drift(request.app.state.pool, principal.workspace_id)})
+    query = admin_pages.page_query(request, "drift", principal.workspace_id, {})
+    page = await admin_views.drift(
+        request.app.state.pool, principal.workspace_id, after=query.after, limit=query.limit
+    )
+    return _page_response(request, "drift", principal.workspace_id, query, page)
 
 
 async def list_outbox(request: Request) -> Response:
     principal = await _principal(request)
-    return JSONResponse({"outbox": await admin_views.outbox(request.app.state.pool, principal.workspace_id)})
+    query = admin_pages.page_query(request, "outbox", principal.workspace_id, {})
+    page = await admin_views.outbox(
+        request.app.state.pool, principal.workspace_id, after=query.after, limit=query.limit
+    )
+    return _page_response(request, "outbox", principal.workspace_id, query, page)
+
+
+def _page_response(
+    request: Request, name: str, workspace_id: UUID, query: admin_pages.PageQuery, page: admin_views.Page
+) -> Response:
+    """A list's page under its name, and the cursor of the next page (README "Admin API", "Lists")."""
+    cursor = admin_pages.next_cursor(request, name, workspace_id, query, page.last)
+    return JSONResponse({name: page.items, "next_cursor": cursor})

@@ -13,6 +13,7 @@ from scimledger.scim.errors import Forbidden, Unauthorized
 from scimledger.store.event_store import Metadata
 
 _last_touch: dict[UUID, float] = {}
+ADMIN_KEY_IS_NOT_A_TOKEN = "this is an admin key; SCIM needs a SCIM token from POST /api/v1/tokens"
 
 
 def bearer(request: Request) -> str | None:
@@ -29,6 +30,8 @@ async def scim_principal(request: Request, *, write: bool) -> views.Principal:
     secret = bearer(request)
     if secret is None or not credentials.well_formed(secret, credentials.SCIM_TOKEN_PREFIX):
         rate_limit.failed_authentication(request)
+        if secret is not None and credentials.well_formed(secret, credentials.ADMIN_KEY_PREFIX):
+            raise Unauthorized(ADMIN_KEY_IS_NOT_A_TOKEN)
         raise Unauthorized("a valid bearer token is required")
     pool = request.app.state.pool
     principal: views.Principal | None = await request.app.state.token_cache.principal(

@@ -51,7 +51,10 @@ ADMIN_STATUS = {
     "not_managed": 403,
     "no_free_seat": 409,
     "last_admin": 409,
+    "last_admin_key": 409,  # issue 10: a workspace keeps at least one active admin key
     "domain_not_proven": 409,  # issue 8: the DNS challenge is not (yet) published
+    "not_erasable": 409,  # issue 11: only deprovisioned members, or invites never accepted
+    "already_erased": 409,
 }
 
 

@@ -17,6 +17,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from scimledger import metrics
+
 access_log = logging.getLogger("scimledger.access")
 
 WELL_FORMED = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/+=-]{0,127}")
@@ -77,14 +79,25 @@ class RequestContext:
             await self.app(scope, receive, send_with_id)
         finally:
             extra = state.get("access", {})
-            route = state.get("route_template") or scope.get("path", "")
+            method, path = scope.get("method", ""), scope.get("path", "")
+            route = state.get("route_template") or path
+            elapsed = time.perf_counter() - started
+            metrics.request_answered(scope, method, status, elapsed)  # README "Operating it"
             access_log.info(
                 "%s %s %s %.1fms request_id=%s%s",
-                scope.get("method", ""),
+                method,
                 route,
                 status,
-                (time.perf_counter() - started) * 1000,
+                elapsed * 1000,
                 rid,
                 "".join(f" {k}={v}" for k, v in extra.items()),
-                extra={"request_id": rid, "status": status, **extra},
+                extra={
+                    "method": method,
+                    "route": route,
+                    "path": path,
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 3),
+                    "request_id": rid,
+                    **extra,
+                },
             )

@@ -19,13 +19,11 @@ and never logged, stored in the database or served. Several servers on one datab
 from __future__ import annotations
 
 import base64
-import contextlib
 import dataclasses
 import hashlib
 import json
 import os
 import re
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,7 +36,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from scimledger import chain
+from scimledger import chain, key_files
 
 if TYPE_CHECKING:
     import asyncpg
@@ -114,21 +112,10 @@ def _read(path: Path, what: str) -> bytes:
 def _create_key_file(path: Path) -> None:
     """Write a new key to ``path`` (mode 0600) unless another process got there first: the key is written to
     a private temporary file and linked into place, so nobody ever reads a half-written key."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     pem = Ed25519PrivateKey.generate().private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(pem)
-            out.flush()
-            os.fsync(out.fileno())
-        with contextlib.suppress(FileExistsError):  # made by a concurrent first use: that one is the key
-            os.link(temporary, path)
-    finally:
-        temporary.unlink()
+    key_files.create_once(path, pem)
 
 
 @lru_cache(maxsize=8)

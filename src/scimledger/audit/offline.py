@@ -96,7 +96,7 @@ def shown_disagreement(row: Mapping[str, Any], record: Mapping[str, Any]) -> tup
     """(reason, detail) when the record is not exactly what its hashed fields render to
     (``entries.export_record``), else None. Values compare as JSON: ``true`` is not ``1``."""
     try:
-        expected = entries.export_record(row)
+        expected = entries.export_record(row, shown=record)  # sealed fields: see export_record
     except (ValueError, TypeError, AttributeError):
         return chain.RECORD_DIFFERS, "state or metadata_text cannot be decoded as an audit entry"
     if _json(expected) == _json(record):

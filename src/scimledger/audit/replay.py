@@ -37,6 +37,7 @@ from projections import INLINE, Envelope
 from projections.base import Projection
 from scimledger import pg
 from scimledger.audit.entries import timestamp
+from scimledger.store import keys
 from scimledger.store.mapper import build_mapper
 
 BATCH = 2000
@@ -213,6 +214,9 @@ async def _apply_log(
         )
         if not rows:
             return
+        # Personal data (issue 11): the keys to open it, read afresh from the key table beside the log.
+        stored = [StoredEvent(row[1], row[2], row[3], row[4]) for row in rows]
+        await keys.ready(conn, stored, fresh=True, table=log.removesuffix("events") + "personal_keys")
         for row in rows:
             envelope = Envelope(
                 workspace_id=workspace_id,

@@ -23,7 +23,6 @@ from typing import Any, TypeAlias
 from uuid import UUID
 
 import asyncpg
-from eventsourcing.persistence import StoredEvent
 
 from projections import scim_users
 from scimledger.audit import entries
@@ -44,9 +43,9 @@ LATEST = 2**63 - 1  # an ``up_to`` bound past every position: the whole log
 
 
 def decode(row: Row) -> Any:
-    """The domain event of a log row, decoded from ``state`` by the app's mapper."""
-    stored = StoredEvent(row["stream_id"], row["stream_version"], row["event_type"], bytes(row["state"]))
-    return MAPPER.to_domain_event(stored)
+    """The domain event of a log row, decoded from ``state`` by the app's mapper (personal fields opened
+    with the key selected with the row: ``entries.decode``)."""
+    return entries.decode(row)
 
 
 # --- a time as a log position ----------------------------------------------------------------------------
@@ -148,7 +147,8 @@ async def user_names_at(
     """Each member's userName at ``up_to``: from the latest event of its stream that records one."""
     rows = await conn.fetch(
         f"""
-        SELECT DISTINCT ON (stream_id) stream_id, stream_version, event_type, state FROM events
+        SELECT DISTINCT ON (stream_id) stream_id, stream_version, event_type, state,
+               scimledger_personal_key(data) AS {entries.KEY_COLUMN} FROM events
          WHERE stream_id = ANY($2::uuid[]) AND workspace_id = $1 AND {UP_TO}
            AND event_type = ANY($4::text[])
          ORDER BY stream_id, stream_version DESC

@@ -1,9 +1,9 @@
 """Uniqueness claims: small aggregates with deterministic ids (uuid5 of workspace + kind + normalised value).
 
-DESIGN.md: a claim is saved with the resource in the same append; a second claim of the same value fails on
-the version check and becomes 409 ``uniqueness``. A released claim can be taken again (re-opened).
-Kinds: ``userName`` (the identity rule of ``domain.names``), ``externalId`` (case-exact), ``teamName``
-(case-insensitive) and ``groupExternalId`` (case-exact).
+docs/architecture.md ("Domain model"): a claim is saved with the resource in the same append; a second claim
+of the same value fails on the version check and becomes 409 ``uniqueness``. A released claim can be taken
+again (re-opened). Kinds: ``userName`` (the identity rule of ``domain.names``), ``externalId`` (case-exact),
+``teamName`` (case-insensitive) and ``groupExternalId`` (case-exact).
 """
 
 from __future__ import annotations

@@ -65,3 +65,9 @@ class DomainNotProven(DomainError):
     """Issue 8: a domain is verified only with proof of control (the workspace's DNS TXT challenge)."""
 
     code = "domain_not_proven"
+
+
+class LastAdminKey(DomainError):
+    """Issue 10: the last active admin key of a workspace cannot be revoked (it would lock its admins out)."""
+
+    code = "last_admin_key"

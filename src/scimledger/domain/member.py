@@ -14,6 +14,7 @@ from eventsourcing.domain import Aggregate, event
 
 from scimledger.domain.errors import InvalidCommand
 from scimledger.domain.limits import bounded
+from scimledger.domain.personal import ERASED, ErasedProfile
 
 ROLES = ("member", "admin")
 
@@ -195,6 +196,24 @@ class Member(Aggregate):
     @event("Deprovisioned", topic="MemberDeprovisioned")
     def _deprovision(self) -> None:
         self.status = "deprovisioned"
+
+    @property
+    def erased(self) -> bool:
+        """Whether the member's personal data is erased (README "Erasure (crypto-shredding)")."""
+        return bool(getattr(self, "_erased", False))
+
+    def erase(self, reason: str | None, requested_by: dict[str, str]) -> None:
+        """Record the erasure of the member's personal data; the store destroys its key (domain/erasure.py
+        says who may be erased). ``requested_by``: the actor who asked (kind, id, name)."""
+        if not self.erased:
+            self._erase(reason=reason, requested_by=requested_by)
+
+    @event("PersonalDataErased", topic="PersonalDataErased")
+    def _erase(self, reason: str | None, requested_by: dict[str, str]) -> None:
+        self.user_name = ERASED
+        self.profile = ErasedProfile()
+        self.requested_profile = None
+        self._erased = True
 
     def revoke_sessions(self, reason: str) -> None:
         """Seed 000: removing or deactivating a user suspends membership and revokes their session."""

@@ -15,5 +15,7 @@ import unicodedata
 
 def user_name_key(value: str) -> str:
     """The comparison key of a userName (see the module docstring)."""
+    if value.isascii():  # no format characters; NFC is the identity; case folding is lower-casing
+        return value.strip().lower()
     visible = "".join(ch for ch in value if unicodedata.category(ch) != "Cf").strip()
     return unicodedata.normalize("NFC", unicodedata.normalize("NFC", visible).casefold())

@@ -1,7 +1,7 @@
 """The Workspace aggregate: settings, seats, verified domains and the set of active admins.
 
-Every rule that spans members (seats, last admin) is decided here (DESIGN.md), so each command that changes
-seats or admins saves the workspace with its expected version.
+Every rule that spans members (seats, last admin) is decided here (docs/architecture.md), so each command that
+changes seats or admins saves the workspace with its expected version.
 """
 
 from __future__ import annotations

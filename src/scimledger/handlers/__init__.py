@@ -6,6 +6,7 @@ trigger events) and saves them all in one append. On a version conflict it reloa
 """
 
 from scimledger.handlers.admin import *  # noqa: F403
+from scimledger.handlers.admin_keys import *  # noqa: F403
 from scimledger.handlers.teams import *  # noqa: F403
 from scimledger.handlers.users import *  # noqa: F403
 from scimledger.handlers.workspaces import *  # noqa: F403

@@ -8,10 +8,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from uuid import UUID, uuid4
 
-from scimledger import dns_proof
+from scimledger import dns_proof, views
 from scimledger.domain import Member, Team, UniquenessClaim, Workspace
 from scimledger.domain.access import Before, reconcile
-from scimledger.domain.errors import InvalidCommand, UnknownResource
+from scimledger.domain.errors import AlreadyTaken, InvalidCommand, UnknownResource
 from scimledger.domain.limits import bounded
 from scimledger.domain.member import ROLES
 from scimledger.domain.workspace import challenge_record, normalise_domain
@@ -190,18 +190,17 @@ async def accept_invite(store: EventStore, cmd: AcceptInvite, meta: Metadata) ->
             before = Before.of(member)
             if not member.link_requested and member.status != "invited":
                 raise InvalidCommand("the member has no pending invite")
-            claims: list[UniquenessClaim] = []
             if member.link_requested:
                 member.accept_link()
                 external = member.profile.get("externalId")
                 if isinstance(external, str):  # the IdP's externalId becomes this member's
-                    claim_id = UniquenessClaim.id_for(ws, "externalId", external)
-                    existing = await store.load(UniquenessClaim, claim_id)
-                    claims.append(UniquenessClaim.take(existing, ws, "externalId", external, str(member.id)))
+                    held = await views.holders(store.pool, ws, None, external)
+                    if held.external_id not in (None, member.id):
+                        raise AlreadyTaken("externalId", external)
             if member.status == "invited":
                 member.accept_invite()
             reconcile(workspace, member, before)
-            await store.save(ws, [workspace, member, *claims], meta)
+            await store.save(ws, [workspace, member], meta)
 
     await with_retry(attempt)
 

@@ -60,6 +60,13 @@ async def _team(store: EventStore, ws: UUID, team_id: UUID, *, idp_write: bool =
     return team
 
 
+async def _check_group_version(store: EventStore, team: Team, expected: int | None) -> None:
+    """RFC 7644 §3.14 ``If-Match``: against the group's version as its ETag shows it, which moves with its
+    members too (``views.group_version``), not the Team stream's."""
+    if expected is not None:
+        check_version(await views.group_version(store.pool, team.id) or team.version, expected)
+
+
 async def _known_members(store: EventStore, ws: UUID, ids: tuple[str, ...]) -> list[UUID]:
     """The ids that are visible members of the workspace. Seed 002: "members of that group who are already
     in your workspace are added to the team"; the others are skipped (an IdP may push a group before it
@@ -193,7 +200,7 @@ async def replace_team(store: EventStore, cmd: ReplaceTeam, meta: Metadata) -> N
 
     async def attempt() -> None:
         team = await _team(store, ws, cmd.team_id)
-        check_version(team.version, cmd.expected_version)
+        await _check_group_version(store, team, cmd.expected_version)
         before = (team.display_name, team.external_id)
         team.rename(group.display_name)
         team.change_external_id(group.external_id)
@@ -215,7 +222,7 @@ async def patch_team(store: EventStore, cmd: PatchTeam, meta: Metadata) -> None:
 
     async def attempt() -> None:
         team = await _team(store, ws, cmd.team_id)
-        check_version(team.version, cmd.expected_version)
+        await _check_group_version(store, team, cmd.expected_version)
         before = (team.display_name, team.external_id)
         if others:
             view = {"schemas": [GROUP_URN], "id": str(team.id), "displayName": team.display_name}
@@ -241,7 +248,7 @@ async def archive_team(store: EventStore, cmd: ArchiveTeam, meta: Metadata) -> N
         team = await _team(store, ws, cmd.team_id, idp_write=False)
         if team.managed_by != "idp":
             raise NotManaged(f"Group {cmd.team_id} is a team managed in the app; the IdP cannot delete it")
-        check_version(team.version, cmd.expected_version)
+        await _check_group_version(store, team, cmd.expected_version)
         wanted = claim_ids(ws, [("teamName", team.display_name), ("groupExternalId", team.external_id)])
         loaded = await store.load_many(wanted)
         claims = [c for c in (loaded.get(i) for i in wanted) if c is not None and c.owner_id == str(team.id)]

@@ -8,18 +8,18 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from scimledger import views
-from scimledger.domain import Member, Person, UniquenessClaim, Workspace
+from scimledger.domain import Member, Person, Workspace
 from scimledger.domain.access import Before, reconcile, touches_workspace
 from scimledger.domain.errors import AlreadyTaken, NotManaged, UnknownResource
 from scimledger.domain.ids import membership_id
 from scimledger.domain.limits import bounded
 from scimledger.domain.member import role_from_values
-from scimledger.handlers.common import check_version, claim_changes, claim_conflict, claim_ids, with_retry
+from scimledger.domain.names import user_name_key
+from scimledger.handlers.common import check_version, with_retry
 from scimledger.scim.patch import apply_patch
 from scimledger.scim.schemas import ENTERPRISE_USER_URN, USER_URN
 from scimledger.scim.users import UserInput, user_from_body
 from scimledger.store.event_store import EventStore, Metadata
-from scimledger.store.recorder import VersionConflict
 from scimledger.store.workspace_cache import Decision
 
 
@@ -67,34 +67,30 @@ async def provision_user(store: EventStore, cmd: ProvisionUser, meta: Metadata) 
     """
     ws = cmd.workspace_id
     bounded("userName", cmd.user_name)
-    external_id = cmd.profile.get("externalId")
-    user_claim = UniquenessClaim.id_for(ws, "userName", cmd.user_name)
-    wanted = {user_claim: ("userName", cmd.user_name)}
-    if isinstance(external_id, str):
-        wanted[UniquenessClaim.id_for(ws, "externalId", external_id)] = ("externalId", external_id)
+    external = cmd.profile.get("externalId")
+    external_id = external if isinstance(external, str) else None
+    name_key = user_name_key(cmd.user_name)
+    unique = frozenset({("userName", name_key), *([("externalId", external_id)] if external_id else [])})
     member_id = uuid4()
     person_id = str(Person.id_for(cmd.user_name))
     role = role_from_values(_roles(cmd.profile))
 
     async def attempt() -> Provisioned:
-        loaded = await store.load_many(wanted)
-        holder = await _claim_holder(store, loaded.get(user_claim))
-        if holder is not None:
-            if holder.managed_by == "idp" or cmd.managed_by != "idp":
+        held = await views.holders(store.pool, ws, name_key, external_id, UUID(person_id))
+        if held.user_name is not None:
+            holder = await store.load(Member, held.user_name)
+            if holder is None or holder.managed_by == "idp" or cmd.managed_by != "idp":
                 raise AlreadyTaken("userName", cmd.user_name)
+            if external_id is not None and held.external_id not in (None, holder.id):
+                raise AlreadyTaken("externalId", external_id)
             async with store.workspaces.hold(ws) as workspace:
-                return Provisioned(
-                    await _adopt(store, workspace, holder, cmd, loaded, wanted, meta), new=False
-                )
-        claims = [
-            UniquenessClaim.take(loaded.get(claim_id), ws, kind, value, str(member_id))
-            for claim_id, (kind, value) in wanted.items()
-        ]
-        known_here = await views.person_was_member(store.pool, ws, UUID(person_id))
+                return Provisioned(await _adopt(store, workspace, holder, cmd, meta), new=False)
+        if external_id is not None and held.external_id is not None:
+            raise AlreadyTaken("externalId", external_id)
 
         def decide(workspace: Workspace) -> Decision[Member]:
             """On the workspace (batched with other commands): how the member joins, seat and admin."""
-            how, status = _how_to_add(workspace, cmd.user_name, known_here=known_here)
+            how, status = _how_to_add(workspace, cmd.user_name, known_here=held.was_member)
             member = Member.start(
                 how,
                 member_id,
@@ -109,13 +105,9 @@ async def provision_user(store: EventStore, cmd: ProvisionUser, meta: Metadata) 
             if cmd.active is False:
                 member.suspend(reason="provisioned inactive")
             reconcile(workspace, member, Before.of(None))
-            return Decision([member, *claims], meta, member)
+            return Decision([member], meta, member, unique)
 
-        try:
-            result: Member = await store.workspaces.submit(ws, decide)
-        except VersionConflict as error:
-            claim_conflict(error, wanted)
-            raise
+        result: Member = await store.workspaces.submit(ws, decide)
         return Provisioned(result, new=True)
 
     return await with_retry(attempt)
@@ -131,22 +123,8 @@ def _how_to_add(
     return (Member.Linked if known_here else Member.Created), "active"
 
 
-async def _claim_holder(store: EventStore, claim: UniquenessClaim | None) -> Member | None:
-    """The visible member holding a userName claim, if any."""
-    if claim is None or claim.owner_id is None:
-        return None
-    member = await store.load(Member, UUID(claim.owner_id))
-    return member if member is not None and member.visible else None
-
-
 async def _adopt(
-    store: EventStore,
-    workspace: Workspace,
-    member: Member,
-    cmd: ProvisionUser,
-    loaded: dict[UUID, Any],
-    wanted: dict[UUID, tuple[str, str]],
-    meta: Metadata,
+    store: EventStore, workspace: Workspace, member: Member, cmd: ProvisionUser, meta: Metadata
 ) -> Member:
     """Seed 000 "linked rather than provisioned": the IdP provisions a person this workspace manages in the
     app. Through a verified domain the member becomes IdP-managed at once; otherwise the person is asked
@@ -157,20 +135,12 @@ async def _adopt(
         member.request_link(cmd.profile, role_from_values(_roles(cmd.profile)))
         await store.save(ws, [member], meta)
         return member
-    claims = [
-        UniquenessClaim.take(loaded.get(claim_id), ws, kind, value, str(member.id))
-        for claim_id, (kind, value) in wanted.items()
-    ]
     member.change_manager("idp")
     member.change_profile(cmd.user_name, cmd.profile)
     member.change_role(role_from_values(_roles(cmd.profile)))
     _apply_active(member, cmd.active, "deactivated by the identity provider")
     reconcile(workspace, member, before)
-    try:
-        await store.save(ws, [workspace, member, *claims], meta)
-    except VersionConflict as error:
-        claim_conflict(error, wanted)
-        raise
+    await store.save(ws, [workspace, member], meta)
     return member
 
 
@@ -252,33 +222,15 @@ async def _update_user(
         if workspace is None and touches_workspace(member, status, role):
             return False
         before = Before.of(member)
-        old_external = member.profile.get("externalId")
-        new_external = new.profile.get("externalId")
-        wanted = claim_ids(
-            ws,
-            [
-                ("userName", member.user_name),
-                ("userName", new.user_name),
-                ("externalId", old_external),
-                ("externalId", new_external),
-            ],
-        )
-        loaded = await store.load_many(wanted)
-        owner = str(member.id)
-        claims = claim_changes(ws, loaded, owner, "userName", member.user_name, new.user_name)
-        claims += claim_changes(ws, loaded, owner, "externalId", old_external, new_external)
+        await _check_unique(store, member, new)
         member.change_profile(new.user_name, new.profile)
         member.change_role(role)
         _apply_active(member, new.active, "deactivated by the identity provider")
-        changed: list[Any] = [member, *claims]
+        changed: list[Any] = [member]
         if workspace is not None:
             reconcile(workspace, member, before)
             changed.insert(0, workspace)
-        try:
-            await store.save(ws, changed, meta)
-        except VersionConflict as error:
-            claim_conflict(error, wanted)
-            raise
+        await store.save(ws, changed, meta)
         return True
 
     async def without_workspace() -> bool:
@@ -290,6 +242,28 @@ async def _update_user(
 
     if not await with_retry(without_workspace):
         await with_retry(with_workspace)
+
+
+async def _check_unique(store: EventStore, member: Member, new: UserInput) -> None:
+    """A new userName or externalId must not be another visible member's (README "Identity rule"); a
+    concurrent change to the same value fails on the unique index at commit and is decided again."""
+    name_key = user_name_key(new.user_name)
+    external = new.profile.get("externalId")
+    external_id = external if isinstance(external, str) else None
+    name_changes = name_key != user_name_key(member.user_name)
+    external_changes = external_id is not None and external_id != member.profile.get("externalId")
+    if not (name_changes or external_changes):
+        return
+    held = await views.holders(
+        store.pool,
+        UUID(member.workspace_id),
+        name_key if name_changes else None,
+        external_id if external_changes else None,
+    )
+    if held.user_name not in (None, member.id):
+        raise AlreadyTaken("userName", new.user_name)
+    if held.external_id not in (None, member.id):
+        raise AlreadyTaken("externalId", str(external_id))
 
 
 def _status_after(member: Member, active: bool | None) -> str:
@@ -331,17 +305,10 @@ async def deprovision_user(store: EventStore, cmd: DeprovisionUser, meta: Metada
             if member.managed_by != "idp":
                 raise NotManaged(f"User {cmd.member_id} is managed in the app, not by the identity provider")
             before = Before.of(member)
-            wanted = claim_ids(
-                ws, [("userName", member.user_name), ("externalId", member.profile.get("externalId"))]
-            )
             team_ids = await views.teams_of_member(store.pool, member.id)
             memberships = await store.load_many([membership_id(t, member.id) for t in team_ids])
-            loaded = await store.load_many(wanted)
-            claims = [
-                c for c in (loaded.get(i) for i in wanted) if c is not None and c.owner_id == str(member.id)
-            ]
-            for claim in claims:
-                claim.release()
+            # The userName and externalId are free again as the member's row turns deprovisioned (the
+            # unique indexes cover visible members only; claims made before issue 9 are no longer read).
             ended = [m for m in memberships.values() if m.present]
             for membership in ended:
                 membership.remove()
@@ -349,6 +316,6 @@ async def deprovision_user(store: EventStore, cmd: DeprovisionUser, meta: Metada
                 member.revoke_sessions(reason="deprovisioned by the identity provider")
             member.deprovision()
             reconcile(workspace, member, before)
-            await store.save(ws, [workspace, member, *claims, *ended], meta)
+            await store.save(ws, [workspace, member, *ended], meta)
 
     await with_retry(attempt)

@@ -36,13 +36,14 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Literal
 
 from .errors import InvalidPath, InvalidSyntax, InvalidValue, Mutability, NoTarget
 from .filter import And, Compare, Expr, matches
 from .patch_path import PatchPath, parse_patch_path
 from .paths import AttrPath
-from .schemas import ENTERPRISE_USER_SCHEMA, GROUP_SCHEMA, USER_SCHEMA, Attribute, find_attribute
+from .schemas import ENTERPRISE_USER_SCHEMA, GROUP_SCHEMA, USER_SCHEMA, Attribute, find_attribute, resolve_urn
 
 ResourceType = Literal["User", "Group"]
 
@@ -144,7 +145,7 @@ class _Patcher:
         """One operation; ``op`` is lower-case and ``path`` is set for ``remove`` (see _operation)."""
         if path is None:
             self.apply_value_object(op, value)
-        elif self.resource_type == "User" and _same_name(path, _ENTERPRISE):
+        elif self.resource_type == "User" and _same_name(resolve_urn("User", path), _ENTERPRISE):
             self.apply_extension(op, value)
         else:
             self.apply_path(op, parse_patch_path(path), value)
@@ -176,7 +177,9 @@ class _Patcher:
 
     def apply_path(self, op: str, path: PatchPath, value: Any) -> None:
         target = self.resolve(path)
-        before = copy.deepcopy(self.get(target))
+        # Only readOnly and immutable attributes are checked against their value before (RFC 7643 §2.2).
+        guarded = target.attr.mutability in ("readOnly", "immutable")
+        before = copy.deepcopy(self.get(target)) if guarded else None
         if op == "remove":
             self.remove(target, value)
         elif target.value_filter is not None:
@@ -185,7 +188,8 @@ class _Patcher:
             self.write_sub_attribute(target, value)
         else:
             self.write(op, target, value)
-        _check_mutability(target.attr, before, self.get(target))
+        if guarded:
+            _check_mutability(target.attr, before, self.get(target))
 
     # -- paths -------------------------------------------------------------------------------------
 
@@ -205,13 +209,10 @@ class _Patcher:
     def find(self, schema: str | None, name: str) -> tuple[str | None, Attribute]:
         """The attribute ``[schema:]name``; an unqualified name is tried in the core schema, then in
         the enterprise extension (Entra's ``{"op": "Add", "path": "manager", ...}``)."""
-        core = _CORE[self.resource_type]
-        extensions = [_ENTERPRISE] if self.resource_type == "User" else []
-        for urn in [schema] if schema is not None else [core, *extensions]:
-            attr = find_attribute(self.resource_type, AttrPath(urn, name))
-            if attr is not None:
-                return (None if _same_name(urn, core) else _ENTERPRISE), attr
-        raise InvalidPath(f"{self.resource_type} has no attribute {AttrPath(schema, name)}")
+        found = _find(self.resource_type, schema, name)
+        if found is None:
+            raise InvalidPath(f"{self.resource_type} has no attribute {AttrPath(schema, name)}")
+        return found
 
     def holder(self, target: _Target) -> dict[str, Any]:
         if target.extension is None:
@@ -340,6 +341,18 @@ class _Patcher:
 
 # --------------------------------------------------------------------------------------------------
 # Values
+
+
+@lru_cache(maxsize=4096)
+def _find(resource_type: ResourceType, schema: str | None, name: str) -> tuple[str | None, Attribute] | None:
+    """``_Patcher.find``'s look-up, cached: the schemas never change while the server runs."""
+    core = _CORE[resource_type]
+    extensions = [_ENTERPRISE] if resource_type == "User" else []
+    for urn in [schema] if schema is not None else [core, *extensions]:
+        attr = find_attribute(resource_type, AttrPath(urn, name))
+        if attr is not None:
+            return (None if _same_name(resolve_urn(resource_type, urn), core) else _ENTERPRISE), attr
+    return None
 
 
 def _coerce(attr: Attribute, value: Any) -> Any:

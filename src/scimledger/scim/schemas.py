@@ -384,6 +384,35 @@ RESOURCE_TYPES: dict[str, ResourceType] = {
 
 
 # --------------------------------------------------------------------------------------------------
+# Legacy schema URNs
+
+# URNs from before RFC 7643 that IdPs still send: OneLogin's SCIM templates carry
+# ``urn:scim:schemas:core:2.0`` and ``urn:scim:schemas:extension:enterprise:2.0`` (and SCIM 1.1's ``...:1.0``
+# ones). Read as the RFC 7643 schema they stand for; "core" is the resource type's own core schema.
+_LEGACY_URNS = {
+    "urn:scim:schemas:core:1.0": "core",
+    "urn:scim:schemas:core:2.0": "core",
+    "urn:scim:schemas:core:2.0:user": USER_URN,
+    "urn:scim:schemas:core:2.0:group": GROUP_URN,
+    "urn:scim:schemas:extension:enterprise:1.0": ENTERPRISE_USER_URN,
+    "urn:scim:schemas:extension:enterprise:2.0": ENTERPRISE_USER_URN,
+    "urn:scim:schemas:extension:enterprise:2.0:user": ENTERPRISE_USER_URN,
+}
+
+
+def resolve_urn(resource_type: str, urn: str) -> str:
+    """The RFC 7643 schema URI a legacy URN stands for (see ``_LEGACY_URNS``) when ``resource_type`` has
+    that schema; any other URN unchanged."""
+    target = _LEGACY_URNS.get(urn.lower())
+    rtype = RESOURCE_TYPES.get(resource_type)
+    if target is None or rtype is None:
+        return urn
+    if target == "core":
+        return rtype.schema.id
+    return target if any(s.id == target for s in rtype.schemas()) else urn
+
+
+# --------------------------------------------------------------------------------------------------
 # Lookup
 
 
@@ -404,14 +433,14 @@ def canonical_path(resource_type: str, path: AttrPath) -> AttrPath | None:
     Names match case-insensitively (RFC 7643 §2.1). A path without schema URI names a common or
     core attribute; an extension attribute needs its schema URI (RFC 7644 §3.10). The result keeps
     the schema URI for extension attributes only: ``urn:...:core:2.0:User:Name.GIVENNAME`` gives
-    ``name.givenName``.
+    ``name.givenName``. A legacy URN names the schema it stands for (:func:`resolve_urn`).
     """
     rtype = RESOURCE_TYPES.get(resource_type)
     if rtype is None:
         return None
     schema = rtype.schema
     if path.schema is not None:
-        lowered = path.schema.lower()
+        lowered = resolve_urn(resource_type, path.schema).lower()
         found = next((s for s in rtype.schemas() if s.id.lower() == lowered), None)
         if found is None:
             return None

@@ -1,7 +1,8 @@
 """Reading User and Group bodies (RFC 7644 §3.3 create, §3.5.1 replace; RFC 7643 §4.1, §4.2, §4.3).
 
 A body becomes the attributes we store: names in canonical spelling, values coerced to their schema types
-(Entra's "True"/"False" strings become booleans), the enterprise extension under its URN. Read-only
+(Entra's "True"/"False" strings become booleans), the enterprise extension under its URN (also when the
+body names it, or ``schemas``, with a legacy URN: ``schemas.resolve_urn``, OneLogin's templates). Read-only
 attributes (id, meta, groups) are ignored (RFC 7644 §3.3, §3.5.1); ``password`` is dropped — it is never
 stored, logged or returned; attributes the schemas don't define (e.g. an IdP's custom extension) are ignored.
 """
@@ -15,7 +16,14 @@ from typing import Any, Literal
 from scimledger.scim.errors import InvalidPath, InvalidSyntax, InvalidValue
 from scimledger.scim.patch import apply_patch
 from scimledger.scim.paths import parse_attr_path
-from scimledger.scim.schemas import ENTERPRISE_USER_URN, GROUP_URN, USER_URN, canonical_path, find_attribute
+from scimledger.scim.schemas import (
+    ENTERPRISE_USER_URN,
+    GROUP_URN,
+    USER_URN,
+    canonical_path,
+    find_attribute,
+    resolve_urn,
+)
 
 ResourceType = Literal["User", "Group"]
 CORE = {"User": USER_URN, "Group": GROUP_URN}
@@ -57,7 +65,7 @@ def parse_bool(value: Any, name: str) -> bool:
 
 @lru_cache(maxsize=4096)
 def _writable(resource_type: ResourceType, key: str) -> bool:
-    if key.lower() == ENTERPRISE_USER_URN.lower():
+    if resolve_urn(resource_type, key).lower() == ENTERPRISE_USER_URN.lower():
         return resource_type == "User"
     try:
         path = parse_attr_path(key)
@@ -75,7 +83,8 @@ def normalise(body: Any, resource_type: ResourceType) -> dict[str, Any]:
         raise InvalidSyntax("the request body must be a JSON object")
     schemas = body.get("schemas")
     if schemas is not None and (
-        not isinstance(schemas, list) or CORE[resource_type].lower() not in {str(s).lower() for s in schemas}
+        not isinstance(schemas, list)
+        or CORE[resource_type].lower() not in {resolve_urn(resource_type, str(s)).lower() for s in schemas}
     ):
         raise InvalidSyntax(f"schemas must include {CORE[resource_type]}")
     value = {k: v for k, v in body.items() if k.lower() not in DROPPED and _writable(resource_type, k)}

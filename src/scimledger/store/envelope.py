@@ -13,17 +13,20 @@ import asyncpg
 
 @dataclass(frozen=True)
 class Envelope:
-    """A domain event with what the log knows about it (position is None before the append)."""
+    """A domain event with what the log knows about it: its position, and ``tx``, the id of the transaction
+    that appended it (the log's order is (tx, position): docs/write-path.md)."""
 
     workspace_id: UUID
     event_type: str
     event: Any
     metadata: dict[str, Any] = field(default_factory=dict)
     position: int | None = None
+    tx: int | None = None
 
 
 class InlineProjection(Protocol):
-    """A read model applied in the same transaction as the append (DESIGN.md, "Read-your-writes")."""
+    """A read model applied in the same transaction as the append (docs/architecture.md, "Shape",
+    read-your-writes)."""
 
     @property
     def event_types(self) -> frozenset[str]: ...

@@ -1,8 +1,9 @@
 """The event store: load aggregates, and save a command's changes in one append with inline projections.
 
-A save is one transaction: the inline projections apply the new events to the read model, then the one
-append call writes them to the log (taking the append lock last, so it is held only until commit). If the
-append fails on a version conflict the whole transaction, read model included, rolls back.
+A save is one transaction: the one append call writes the new events to the log (its first write, so the
+transaction's id is taken under the workspace's append lock: docs/write-path.md), then the inline
+projections apply them to the read model. If either fails (a version conflict, a read-model guard or
+unique index) the whole transaction, log and read model, rolls back.
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ import asyncpg
 from eventsourcing.domain import Aggregate, Snapshot
 from eventsourcing.persistence import Mapper
 
+from scimledger import metrics
 from scimledger.domain.base import replay
-from scimledger.store import recorder
+from scimledger.store import keys, recorder
 from scimledger.store.commit import write_transaction
 from scimledger.store.envelope import Envelope, InlineProjection
 from scimledger.store.mapper import build_mapper
-from scimledger.store.recorder import VersionConflict
+from scimledger.store.recorder import LogCursor, VersionConflict
 from scimledger.store.workspace_cache import PendingEvents, WorkspaceCache
 
 A = TypeVar("A", bound=Aggregate)
@@ -78,6 +80,7 @@ class EventStore:
         """The current state of each existing stream (snapshot + later events), in one round trip."""
         ids = list(dict.fromkeys(stream_ids))
         found = await recorder.load_streams(self.pool, ids)
+        await keys.ready_streams(self.pool, found)  # personal data: the keys to open it (issue 11)
         out: dict[UUID, Any] = {}
         for stream_id, (snapshot, events) in found.items():
             aggregate = None
@@ -105,6 +108,7 @@ class EventStore:
                 saved = await self.write_batch(conn, workspace_id, groups)
         except asyncpg.TransactionRollbackError as error:  # a read-model guard (schema.sql §6), deadlock
             raise VersionConflict(None) from error
+        metrics.batch_committed(len(groups), saved.envelopes)  # README "Operating it"
         try:
             await self.snapshot(saved)
         except Exception:  # a snapshot is a cache: the command is committed either way
@@ -114,26 +118,36 @@ class EventStore:
     async def write_batch(
         self, conn: asyncpg.Connection, workspace_id: UUID, groups: Sequence[tuple[Changes, Metadata]]
     ) -> Saved:
-        """Inside the caller's transaction: inline projections, then the append. Snapshots come after
+        """Inside the caller's transaction: the append, then the inline projections. Snapshots come after
         the commit (``snapshot``), never before: a snapshot must not get ahead of the log."""
         stored: list[Any] = []
-        envelopes: list[Envelope] = []
+        events: list[Any] = []
         metadatas: list[dict[str, Any]] = []
+        await keys.ready_to_encode(conn, groups)  # personal data: the keys to seal it (issue 11)
         for aggregates, metadata in groups:
             meta = metadata.as_dict()
             for aggregate in aggregates:
                 for event in aggregate.collect_events():
-                    record = self.mapper.to_stored_event(event)
-                    stored.append(record)
+                    stored.append(self.mapper.to_stored_event(event))
+                    events.append(event)
                     metadatas.append(meta)
-                    envelopes.append(Envelope(workspace_id, record.topic, event, meta))
         if not stored:
             return Saved()
-        for envelope in envelopes:
-            for projection in self.inline:
-                if envelope.event_type in projection.event_types:
-                    await projection.apply(conn, envelope)
         positions = await recorder.append(conn, workspace_id, stored, metadatas)
+        await keys.insert_new(conn, workspace_id, stored)  # new members' data keys, with their events
+        envelopes = [
+            Envelope(workspace_id, record.topic, event, meta, position)
+            for record, event, meta, position in zip(stored, events, metadatas, positions, strict=True)
+        ]
+        try:
+            for envelope in envelopes:
+                for projection in self.inline:
+                    if envelope.event_type in projection.event_types:
+                        await projection.apply(conn, envelope)
+        except asyncpg.UniqueViolationError as error:
+            # A unique index of the read model (schema.sql: scim_users_user_name_unique, ...) holds a value
+            # a command committed first: decided again, the command sees it taken (409 uniqueness).
+            raise VersionConflict(None) from error
         touched = [a.aggregate if isinstance(a, PendingEvents) else a for group, _ in groups for a in group]
         return Saved(positions=positions, envelopes=envelopes, touched=touched, stored=stored)
 
@@ -163,13 +177,17 @@ async def load_log_envelopes(
     conn: asyncpg.Connection | asyncpg.Pool,
     mapper: Mapper[Any],
     *,
-    after: int,
+    after: LogCursor,
+    below_tx: int | None,
     limit: int,
     event_types: Sequence[str] = (),
-    stop: int | None = None,
 ) -> list[Envelope]:
-    """Log rows after ``after`` (up to ``stop``) decoded into envelopes (rebuilds, the catch-up runner)."""
-    rows = await recorder.select_log(conn, after=after, limit=limit, event_types=event_types, stop=stop)
+    """Log rows in the log's order after ``after``, below ``below_tx``, decoded into envelopes (rebuilds,
+    the catch-up runner)."""
+    rows = await recorder.select_log(
+        conn, after=after, below_tx=below_tx, limit=limit, event_types=event_types
+    )
+    await keys.ready(conn, [r.stored for r in rows], fresh=True)  # erased keys read as erased (issue 11)
     return [
         Envelope(
             workspace_id=r.workspace_id,
@@ -177,6 +195,7 @@ async def load_log_envelopes(
             event=mapper.to_domain_event(r.stored),
             metadata=r.metadata,
             position=r.position,
+            tx=r.tx,
         )
         for r in rows
     ]

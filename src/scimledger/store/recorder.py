@@ -1,7 +1,8 @@
 """The asyncpg recorder of the append-only log (``schema.sql``).
 
 All writes go through ``scimledger_append`` (one round trip per command). Reads: the events of streams
-(with their latest snapshot), and the log in position order for projections.
+(with their latest snapshot), one workspace's log in position order, and the whole log in its (tx, position)
+order up to the horizon, for lagging projections and rebuilds (docs/write-path.md, "The order of the log").
 """
 
 from __future__ import annotations
@@ -35,6 +36,22 @@ class LoggedEvent:
     workspace_id: UUID
     stored: StoredEvent
     metadata: dict[str, Any]
+    tx: int = 0
+
+
+@dataclass(frozen=True, order=True)
+class LogCursor:
+    """A place in the log's order (tx, position): a reader has read every event up to and including it.
+    ``LogCursor()`` is the start of the log; ``LogCursor(h, 0)`` means every event with tx < h."""
+
+    tx: int = 0
+    position: int = 0
+
+
+async def horizon(conn: asyncpg.Connection | asyncpg.Pool) -> int:
+    """The oldest transaction that may still be running: every event with a smaller tx is committed (or
+    never will be), so a reader that stops below it never sees a later event before an earlier one."""
+    return int(await conn.fetchval("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"))
 
 
 def _json_view(state: bytes) -> str | None:
@@ -148,26 +165,58 @@ async def select_events(
 async def select_log(
     conn: asyncpg.Connection | asyncpg.Pool,
     *,
+    after: LogCursor = LogCursor(),
+    below_tx: int | None = None,
+    limit: int = 1000,
+    event_types: Sequence[str] = (),
+) -> list[LoggedEvent]:
+    """The whole log in (tx, position) order, after ``after`` and with tx below ``below_tx`` (a ``horizon``
+    taken by an earlier statement; None only when nothing can append, e.g. under the freeze lock)."""
+    rows = await conn.fetch(
+        """
+        SELECT position, workspace_id, stream_id, stream_version, event_type, state, metadata,
+               tx::text::bigint
+          FROM events
+         WHERE (tx, position) > ($1::text::xid8, $2::bigint)
+           AND ($3::bigint IS NULL OR tx < $3::text::xid8)
+           AND (cardinality($4::text[]) = 0 OR event_type = ANY($4::text[]))
+         ORDER BY tx, position LIMIT $5
+        """,
+        str(after.tx),
+        after.position,
+        below_tx,
+        list(event_types),
+        limit,
+    )
+    return [LoggedEvent(r[0], r[1], StoredEvent(r[2], r[3], r[4], r[5]), r[6], r[7]) for r in rows]
+
+
+async def select_workspace_log(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    workspace_id: UUID,
+    *,
     after: int = 0,
     limit: int = 1000,
     stop: int | None = None,
     event_types: Sequence[str] = (),
 ) -> list[LoggedEvent]:
-    """The log in position order, after ``after``, up to ``stop`` (inclusive)."""
+    """One workspace's log in position order (its commit order), after ``after``, up to ``stop``."""
     rows = await conn.fetch(
         """
-        SELECT position, workspace_id, stream_id, stream_version, event_type, state, metadata
+        SELECT position, workspace_id, stream_id, stream_version, event_type, state, metadata,
+               tx::text::bigint
           FROM events
-         WHERE position > $1 AND ($2::bigint IS NULL OR position <= $2)
-           AND (cardinality($3::text[]) = 0 OR event_type = ANY($3::text[]))
-         ORDER BY position LIMIT $4
+         WHERE workspace_id = $1 AND position > $2 AND ($3::bigint IS NULL OR position <= $3)
+           AND (cardinality($4::text[]) = 0 OR event_type = ANY($4::text[]))
+         ORDER BY position LIMIT $5
         """,
+        workspace_id,
         after,
         stop,
         list(event_types),
         limit,
     )
-    return [LoggedEvent(r[0], r[1], StoredEvent(r[2], r[3], r[4], r[5]), r[6]) for r in rows]
+    return [LoggedEvent(r[0], r[1], StoredEvent(r[2], r[3], r[4], r[5]), r[6], r[7]) for r in rows]
 
 
 def as_notification(logged: LoggedEvent) -> Notification:
@@ -181,6 +230,6 @@ def as_notification(logged: LoggedEvent) -> Notification:
     )
 
 
-async def max_position(conn: asyncpg.Connection | asyncpg.Pool) -> int | None:
-    value = await conn.fetchval("SELECT max(position) FROM events")
+async def max_workspace_position(conn: asyncpg.Connection | asyncpg.Pool, workspace_id: UUID) -> int | None:
+    value = await conn.fetchval("SELECT max(position) FROM events WHERE workspace_id = $1", workspace_id)
     return int(value) if value is not None else None

@@ -146,9 +146,21 @@ async function loadMore() {
   if (nextCursor) await showEvents([...lastFilters, ["cursor", nextCursor]], true);
 }
 
+// Every page of an admin API list (it pages with next_cursor, limit at most 1000).
+async function listAll(path, key) {
+  const items = [];
+  let cursor = null;
+  do {
+    const page = await api(path, [["limit", "1000"], ...(cursor ? [["cursor", cursor]] : [])]);
+    items.push(...page[key]);
+    cursor = page.next_cursor;
+  } while (cursor);
+  return items;
+}
+
 // --- members: history and "as of" -----------------------------------------------------------------------
 async function loadMembers() {
-  const { members } = await api("/api/v1/members");
+  const members = await listAll("/api/v1/members", "members");
   const label = (m) => `${m.user_name} (${m.status})`;
   $("member-select").replaceChildren(...members.map((m) => el("option", { value: m.id }, label(m))));
   $("member-ids").replaceChildren(...members.map((m) => el("option", { value: m.id }, m.user_name)));
@@ -216,7 +228,7 @@ async function showAsOf() {
 
 // --- tokens ------------------------------------------------------------------------------------------------
 async function loadTokens() {
-  const { tokens } = await api("/api/v1/tokens");
+  const tokens = await listAll("/api/v1/tokens", "tokens");
   $("token-list").tBodies[0].replaceChildren(
     ...tokens.map((t) => {
       const activity = el("button", { type: "button" }, "Activity");
