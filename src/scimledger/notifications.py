@@ -33,6 +33,7 @@ import email.utils
 import logging
 import mailbox
 import os
+import re
 import smtplib
 import time
 from collections.abc import Callable
@@ -134,8 +135,14 @@ class MaildirSender:
         )
 
 
+_ADDRESS = re.compile(r"<?[^\s<>@]+@[^\s<>]+>?")
+
+
 def _decoded(text: bytes | str) -> str:
-    return text.decode("utf-8", "replace") if isinstance(text, bytes) else text
+    """A mail server's reply as text, mail addresses replaced: replies often quote the recipient, and the
+    log and the delivery record keep no personal data (README "Erasure")."""
+    decoded = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
+    return _ADDRESS.sub("<address>", decoded)
 
 
 def refusal(error: smtplib.SMTPException) -> str | None:
