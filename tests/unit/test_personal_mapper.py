@@ -59,8 +59,21 @@ def stored_of(mapper: PersonalMapper, *aggregates: Any) -> list[StoredEvent]:
     return [mapper.to_stored_event(e) for a in aggregates for e in a.collect_events()]
 
 
+def without_ciphertexts(value: Any) -> Any:
+    """``value`` with each sealed field's ciphertext blanked: base64 may spell a short secret ("Ada") by
+    chance, which is not a trace of it."""
+    if is_envelope(value):
+        return {**value, "$enc": ""}
+    if isinstance(value, dict):
+        return {k: without_ciphertexts(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [without_ciphertexts(v) for v in value]
+    return value
+
+
 def assert_no_plaintext(state: bytes) -> None:
-    assert not [s for s in SECRETS if s.encode() in state], state
+    shown = orjson.dumps(without_ciphertexts(orjson.loads(state)))
+    assert not [s for s in SECRETS if s.encode() in shown], state
 
 
 def test_personal_fields_are_stored_sealed_and_the_rest_in_clear(mapper: PersonalMapper) -> None:
