@@ -25,7 +25,7 @@ METADATA = {"actor": {"kind": "system", "id": "bench", "name": "bench"}, "source
 
 
 async def run(url: str, workspaces: list[UUID], seconds: float, connections: int) -> float:
-    pool = await asyncpg.create_pool(url, min_size=connections, max_size=connections)
+    pool = await pg.create_pool(url, min_size=connections, max_size=connections)
     done = 0
     stop = time.monotonic() + seconds
 
