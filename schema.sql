@@ -328,6 +328,14 @@ CREATE TABLE IF NOT EXISTS outbox_delivery (
 -- queue goes on behind it (src/scimledger/notifications.py). sent_at is then when it was refused.
 ALTER TABLE outbox_delivery ADD COLUMN IF NOT EXISTS status text NOT NULL DEFAULT 'sent';
 ALTER TABLE outbox_delivery ADD COLUMN IF NOT EXISTS reason text;
+-- Which schema.sql was applied last (its SHA-256): `migrate` does nothing when the file is unchanged, so a
+-- server start or a CLI command on a current schema takes no table locks (ALTER TABLE ... IF NOT EXISTS
+-- still locks its table exclusively, and a start beside busy servers could deadlock with them).
+CREATE TABLE IF NOT EXISTS schema_applied (
+    sha256        text        NOT NULL,
+    applied_at    timestamptz NOT NULL DEFAULT now(),
+    one_row       boolean     PRIMARY KEY DEFAULT true CHECK (one_row)
+);
 -- This installation's id, made once (one row), kept by a dump and restore: part of every notification's
 -- Message-ID (src/scimledger/notifications.py), so that a receiver can drop a repeated message.
 CREATE TABLE IF NOT EXISTS installation (

@@ -426,10 +426,29 @@ async def migrate_if_owner(conn: asyncpg.Connection) -> None:
 
 
 async def migrate(conn: asyncpg.Connection) -> None:
-    """Apply ``schema.sql`` (idempotent) under an advisory lock so concurrent starts don't race."""
+    """Apply ``schema.sql`` (idempotent) under an advisory lock so concurrent starts don't race; nothing
+    when the same file was applied last (table ``schema_applied``): no DDL, so no table locks, on every
+    start of a server or a command beside running ones."""
+    text = schema_sql()
+    digest = hashlib.sha256(text.encode()).hexdigest()
     await conn.execute("SELECT pg_advisory_lock(7243001)")
     try:
-        await conn.execute(schema_sql())
+        if await applied_schema(conn) == digest:
+            return
+        await conn.execute(text)
         await backfill_user_name_keys(conn)
+        await conn.execute(
+            """INSERT INTO schema_applied (sha256) VALUES ($1)
+               ON CONFLICT (one_row) DO UPDATE SET sha256 = EXCLUDED.sha256, applied_at = now()""",
+            digest,
+        )
     finally:
         await conn.execute("SELECT pg_advisory_unlock(7243001)")
+
+
+async def applied_schema(conn: asyncpg.Connection) -> str | None:
+    """The SHA-256 of the schema.sql applied last, or None (never, or before this record existed)."""
+    if await conn.fetchval("SELECT to_regclass('schema_applied')") is None:
+        return None
+    value = await conn.fetchval("SELECT sha256 FROM schema_applied")
+    return str(value) if value is not None else None
