@@ -264,20 +264,6 @@ async def find_groups(
     return int(total), [GroupRow.of(r) for r in rows]
 
 
-async def person_was_member(
-    conn: asyncpg.Pool | asyncpg.Connection, workspace_id: UUID, person_id: UUID
-) -> bool:
-    """Whether the person has (or had: deprovisioned rows stay) a member in this workspace. Only this
-    workspace's rows are read, so the answer and its cost never depend on other workspaces (issue 8)."""
-    return bool(
-        await conn.fetchval(
-            "SELECT EXISTS (SELECT 1 FROM scim_users WHERE workspace_id = $1 AND person_id = $2)",
-            workspace_id,
-            person_id,
-        )
-    )
-
-
 @dataclass(frozen=True)
 class Holders:
     """Who holds a userName and an externalId in a workspace (README "Identity rule"), and whether the
